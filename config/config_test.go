@@ -1,0 +1,49 @@
+package config_test
+
+import (
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+
+	"switchboard/config"
+)
+
+func TestLoad(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    config.Config
+		wantErr string
+	}{
+		{"defaults", nil, nil, config.Config{Addr: ":3000", DatabaseURL: "switchboard.db"}, ""},
+		{"env fallbacks", nil, map[string]string{"ADDR": ":8080", "DATABASE_URL": "/data/sb.db", "ALLOWED_ORIGINS": "https://a.example, https://b.example/", "SECURE_COOKIES": "true"},
+			config.Config{Addr: ":8080", DatabaseURL: "/data/sb.db", AllowedOrigins: []string{"https://a.example", "https://b.example"}, SecureCookies: true}, ""},
+		{"flags win over env", []string{"-addr", "127.0.0.1:9000", "-secure-cookies=false"}, map[string]string{"ADDR": ":8080", "SECURE_COOKIES": "true"},
+			config.Config{Addr: "127.0.0.1:9000", DatabaseURL: "switchboard.db"}, ""},
+		{"bad boolean", nil, map[string]string{"SECURE_COOKIES": "maybe"}, config.Config{}, "not a boolean"},
+		{"bad origin", []string{"-origins", "chat.example.com"}, nil, config.Config{}, "is not an origin"},
+		{"origin with a path", []string{"-origins", "https://chat.example.com/app"}, nil, config.Config{}, "is not an origin"},
+		{"empty addr", []string{"-addr", ""}, nil, config.Config{}, "-addr must not be empty"},
+		{"unknown flag", []string{"-nope"}, nil, config.Config{}, "not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.Load(tt.args, env(tt.env), io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,362 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+
+	"switchboard/models"
+	"switchboard/realtime"
+	"switchboard/views"
+)
+
+const (
+	writeWait   = 10 * time.Second  // time allowed to write one frame
+	pongWait    = 60 * time.Second  // a peer silent for this long is gone
+	pingPeriod  = pongWait * 9 / 10 // server pings keep proxies and dead-peer detection going
+	closeGrace  = time.Second       // after our close frame, how long to wait for the peer's
+	maxFrame    = 64 << 10          // read limit: a larger message closes the socket with 1009
+	sendQueue   = 256               // a subscriber's bounded queue; a full queue drops the client (1013)
+	replayLimit = 500               // a reconnect that missed more gets the newest page instead
+	noReplay    = int64(-1)         // the socket did not ask for a replay
+)
+
+// socketConfig is the upgrader's configuration. Origins stay open here because requireSocket checks the Origin
+// itself, before the upgrade, and answers 403 (the library would answer 426).
+func socketConfig(log *slog.Logger) websocket.Config {
+	return websocket.Config{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 1024,
+		RecoverHandler:  recoverSocket(log),
+	}
+}
+
+// recoverSocket turns a panic in a socket handler into close 1011 with a generic reason; the panic text is logged,
+// never sent.
+func recoverSocket(log *slog.Logger) func(*websocket.Conn) {
+	return func(conn *websocket.Conn) {
+		if r := recover(); r != nil {
+			log.Error("socket handler panicked", slog.String("panic", fmt.Sprint(r)), slog.String("stack", string(debug.Stack())))
+			msg := websocket.FormatCloseMessage(websocket.CloseInternalServerErr, "internal error")
+			_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeWait))
+		}
+	}
+}
+
+// requireSocket refuses, before any upgrade, a request that is not an upgrade (426), has no session (401) or
+// comes from a page of another site (403: cross-site WebSocket hijacking).
+func (h *Handlers) requireSocket(c *fiber.Ctx) error {
+	if !websocket.IsWebSocketUpgrade(c) {
+		return fiber.ErrUpgradeRequired
+	}
+	if viewer(c) == nil {
+		return fiber.NewError(fiber.StatusUnauthorized, "Sign in first.")
+	}
+	if !h.originAllowed(c.Get("Origin"), string(c.Request().Host())) {
+		h.log.Warn("socket refused: foreign origin", slog.String("origin", c.Get("Origin")), slog.String("ip", c.IP()))
+		return fiber.NewError(fiber.StatusForbidden, "This origin may not connect.")
+	}
+	return c.Next()
+}
+
+// originAllowed accepts the page's own host and the configured origins. A request without Origin is not from a
+// browser page (browsers always send it on WebSockets), so it cannot be a hijack and is let through.
+func (h *Handlers) originAllowed(origin, host string) bool {
+	if origin == "" || h.origins[origin] {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	return strings.EqualFold(u.Host, host)
+}
+
+// checkRoomSocket checks the room before the upgrade: it must exist (404) and the user may enter it (403).
+func (h *Handlers) checkRoomSocket(c *fiber.Ctx) error {
+	room, err := h.enterRoom(c.UserContext(), viewer(c), c.Params("id"), true)
+	if err != nil {
+		return err
+	}
+	after := noReplay
+	if s := c.Query("after"); s != "" {
+		if after, err = strconv.ParseInt(s, 10, 64); err != nil || after < 0 {
+			return fiber.NewError(fiber.StatusBadRequest, "after must be a message id")
+		}
+	}
+	c.Locals("room", room)
+	c.Locals("after", after)
+	return c.Next()
+}
+
+// roomSocket is a room's live connection: it replays what the page missed, then carries the room's messages,
+// people and notices, the user's own events, and the user's sends.
+func (h *Handlers) roomSocket(conn *websocket.Conn) {
+	if !h.track() {
+		closeSocket(conn, realtime.CloseServiceRestart, "server restart")
+		return
+	}
+	defer h.conns.Done()
+	ctx := context.Background()
+	u := conn.Locals("viewer").(*models.User)
+	room := conn.Locals("room").(models.Room)
+
+	topics, err := h.socketTopics(ctx, u, conn.Locals("session").(string), room.ID)
+	if err != nil {
+		h.log.Error("socket topics", slog.Any("error", err))
+		closeSocket(conn, websocket.CloseInternalServerErr, "internal error")
+		return
+	}
+	sub := h.hub.Subscribe(sendQueue, topics...)
+	defer h.hub.Unsubscribe(sub)
+	// Subscribed before the replay query: a message stored meanwhile is both replayed and queued, and the writer
+	// skips the queued copy by id.
+	first, skip, err := h.replay(ctx, room.ID, conn.Locals("after").(int64))
+	if err != nil {
+		h.log.Error("socket replay", slog.Any("error", err))
+		closeSocket(conn, websocket.CloseInternalServerErr, "internal error")
+		return
+	}
+	h.presence.Connect(room.ID, u.ID)
+	defer h.presence.Disconnect(room.ID, u.ID)
+
+	s := startSocket(conn, sub, first, skip)
+	defer func() {
+		if last := s.stop(); last > 0 {
+			if err := h.store.MarkRead(ctx, room.ID, u.ID, last); err != nil {
+				h.log.Warn("mark read", slog.Any("error", err))
+			}
+		}
+	}()
+	failed := false
+	s.readLoop(func(data []byte) int {
+		var in struct {
+			Text     string `json:"text"`
+			ClientID string `json:"client_id"`
+		}
+		if !utf8.Valid(data) {
+			return websocket.CloseInvalidFramePayloadData
+		}
+		if err := json.Unmarshal(data, &in); err != nil {
+			failed = true
+			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError("That message could not be read. Reload the page."))})
+			return 0
+		}
+		// The room comes from the URL only; access is checked again on every send.
+		if _, err := h.enterRoom(ctx, u, strconv.FormatInt(room.ID, 10), true); err != nil {
+			return websocket.ClosePolicyViolation
+		}
+		_, err := h.send(ctx, u, room, in.Text, in.ClientID)
+		var fe *fiber.Error
+		switch {
+		case errors.As(err, &fe):
+			failed = true
+			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError(fe.Message))})
+		case err != nil:
+			h.log.Error("socket send", slog.Int64("room", room.ID), slog.Any("error", err))
+			failed = true
+			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError("Your message was not sent. Try again."))})
+		case failed:
+			failed = false
+			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError(""))})
+		}
+		return 0
+	})
+}
+
+// userSocket is the live connection of pages other than a room: the user's own events and unread marks.
+func (h *Handlers) userSocket(conn *websocket.Conn) {
+	if !h.track() {
+		closeSocket(conn, realtime.CloseServiceRestart, "server restart")
+		return
+	}
+	defer h.conns.Done()
+	u := conn.Locals("viewer").(*models.User)
+	topics, err := h.socketTopics(context.Background(), u, conn.Locals("session").(string), 0)
+	if err != nil {
+		h.log.Error("socket topics", slog.Any("error", err))
+		closeSocket(conn, websocket.CloseInternalServerErr, "internal error")
+		return
+	}
+	sub := h.hub.Subscribe(sendQueue, topics...)
+	defer h.hub.Unsubscribe(sub)
+	s := startSocket(conn, sub, nil, 0)
+	defer s.stop()
+	s.readLoop(func([]byte) int { return 0 })
+}
+
+// socketTopics is what one socket listens to: the user's and the session's topics, the open room, and the
+// activity (unread marks) of the user's other rooms. Direct rooms mark unread on the user's own topic instead.
+func (h *Handlers) socketTopics(ctx context.Context, u *models.User, session string, current int64) ([]string, error) {
+	items, err := h.store.RoomsForUser(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	topics := []string{userTopic(u.ID), session}
+	if current != 0 {
+		topics = append(topics, roomTopic(current))
+	}
+	for _, it := range items {
+		if it.Member && it.Kind != models.RoomDirect && it.ID != current {
+			topics = append(topics, activityTopic(it.ID))
+		}
+	}
+	return topics, nil
+}
+
+// replay renders what a reconnecting page missed: every message after `after` in one frame, or past replayLimit
+// the newest page in place of the whole list. skip is the newest message id the page then has.
+func (h *Handlers) replay(ctx context.Context, roomID, after int64) (first []byte, skip int64, err error) {
+	if after == noReplay {
+		return nil, 0, nil
+	}
+	msgs, err := h.store.MessagesAfter(ctx, roomID, after, replayLimit+1)
+	if err != nil || len(msgs) == 0 {
+		return nil, after, err
+	}
+	if len(msgs) <= replayLimit {
+		return h.fragment(ctx, views.MessagesAppend(toMessages(msgs))), msgs[len(msgs)-1].ID, nil
+	}
+	recent, err := h.store.RecentMessages(ctx, roomID, pageSize+1)
+	if err != nil {
+		return nil, 0, err
+	}
+	hasOlder := len(recent) > pageSize
+	if hasOlder {
+		recent = recent[1:]
+	}
+	return h.fragment(ctx, views.MessagesReplace(roomID, toMessages(recent), hasOlder)), recent[len(recent)-1].ID, nil
+}
+
+// socket runs one WebSocket: the handler's goroutine reads, and exactly one writer goroutine writes everything
+// else (messages, pings, the close frame). The handler returns only after the writer has exited, because the
+// connection is recycled once it returns.
+type socket struct {
+	conn    *websocket.Conn
+	sub     *realtime.Subscriber
+	skip    int64         // queued room messages with an id up to this were replayed already
+	lastID  int64         // the newest room message written; read only after done
+	closing atomic.Bool   // the writer sent a close frame: the reader must not extend its deadline
+	stopped chan struct{} // closed when the reader is finished
+	done    chan struct{} // closed when the writer has exited
+}
+
+func startSocket(conn *websocket.Conn, sub *realtime.Subscriber, first []byte, skip int64) *socket {
+	s := &socket{conn: conn, sub: sub, skip: skip, stopped: make(chan struct{}), done: make(chan struct{})}
+	go s.writeLoop(first)
+	return s
+}
+
+// stop ends the writer, waits for it, and returns the newest room message it wrote.
+func (s *socket) stop() int64 {
+	close(s.stopped)
+	<-s.done
+	return s.lastID
+}
+
+// writeLoop is the connection's only writer.
+func (s *socket) writeLoop(first []byte) {
+	defer close(s.done)
+	ping := time.NewTicker(pingPeriod)
+	defer ping.Stop()
+	if first != nil && s.write(websocket.TextMessage, first) != nil {
+		return
+	}
+	for {
+		select {
+		case m := <-s.sub.C():
+			if m.ID != 0 && m.ID <= s.skip {
+				continue
+			}
+			if s.write(websocket.TextMessage, m.Data) != nil {
+				return
+			}
+			if m.ID > s.lastID {
+				s.lastID = m.ID
+			}
+		case <-ping.C:
+			if s.write(websocket.PingMessage, nil) != nil {
+				return
+			}
+		case <-s.sub.Done():
+			code := s.sub.CloseCode()
+			s.closing.Store(true)
+			msg := websocket.FormatCloseMessage(code, closeReason(code))
+			_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeWait))
+			_ = s.conn.SetReadDeadline(time.Now().Add(closeGrace))
+			return
+		case <-s.stopped:
+			return
+		}
+	}
+}
+
+// write sends one frame; on failure it unblocks the reader so the handler can finish.
+func (s *socket) write(kind int, data []byte) error {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(writeWait))
+	err := s.conn.WriteMessage(kind, data)
+	if err != nil {
+		s.closing.Store(true)
+		_ = s.conn.SetReadDeadline(time.Now())
+	}
+	return err
+}
+
+// readLoop reads until the peer goes away, a deadline passes, or handle returns a close code.
+func (s *socket) readLoop(handle func([]byte) int) {
+	s.conn.SetReadLimit(maxFrame)
+	extend := func(string) error {
+		if !s.closing.Load() {
+			return s.conn.SetReadDeadline(time.Now().Add(pongWait))
+		}
+		return nil
+	}
+	_ = extend("")
+	s.conn.SetPongHandler(extend)
+	for {
+		kind, data, err := s.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		_ = extend("")
+		if kind != websocket.TextMessage {
+			closeSocket(s.conn, websocket.CloseUnsupportedData, "text only")
+			return
+		}
+		if code := handle(data); code != 0 {
+			closeSocket(s.conn, code, closeReason(code))
+			return
+		}
+	}
+}
+
+// closeSocket sends a close frame; WriteControl is the one write that is safe beside the writer goroutine.
+func closeSocket(conn *websocket.Conn, code int, reason string) {
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(writeWait))
+}
+
+func closeReason(code int) string {
+	switch code {
+	case realtime.CloseServiceRestart:
+		return "server restart"
+	case realtime.CloseTryAgainLater:
+		return "too slow, reconnect"
+	case realtime.ClosePolicyViolation:
+		return "signed out or not allowed"
+	case websocket.CloseInvalidFramePayloadData:
+		return "invalid UTF-8"
+	}
+	return ""
+}

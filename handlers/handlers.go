@@ -1,0 +1,232 @@
+// Package handlers is Switchboard's web layer: the route table, pages, forms, the room WebSockets and the streams.
+// It is the only package that imports Fiber; it wires views, models and realtime together.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/csrf"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/session"
+	"golang.org/x/crypto/bcrypt"
+
+	"switchboard/models"
+	"switchboard/realtime"
+	"switchboard/static"
+	"switchboard/views"
+)
+
+const (
+	sessionLifetime = 30 * 24 * time.Hour // a session lasts this long after its last use
+	presenceLinger  = 5 * time.Second     // a reconnect within this long does not flap the online list
+	peopleDebounce  = 200 * time.Millisecond
+	loginWindow     = 15 * time.Minute // failed logins are counted over this window
+	loginFailsUser  = 10               // per account
+	loginFailsIP    = 30               // per client address
+	readTimeout     = 30 * time.Second // reading one request (sockets and streams clear it once upgraded)
+	idleTimeout     = 2 * time.Minute  // an idle keep-alive connection is closed after this
+	bodyLimit       = 1 << 20          // the largest request body
+)
+
+// Deps is everything the handlers need, built in main.
+type Deps struct {
+	Log            *slog.Logger
+	Store          *models.Store
+	Hub            *realtime.Hub
+	Assets         views.Assets
+	AllowedOrigins []string // extra origins allowed to open WebSockets
+	SecureCookies  bool
+	BcryptCost     int // 0 means bcrypt.DefaultCost; tests lower it
+}
+
+// Handlers serves every route. Create it with New and mount it with Register.
+type Handlers struct {
+	log      *slog.Logger
+	store    *models.Store
+	hub      *realtime.Hub
+	assets   views.Assets
+	origins  map[string]bool
+	sessions *session.Store
+	cost     int
+	secure   bool // cookies are marked Secure
+	presence *realtime.Presence
+
+	// sendMu makes "store, then publish" one step, so messages are published in id order.
+	sendMu sync.Mutex
+
+	// peopleMu guards peopleDue: the rooms whose people list is scheduled to be pushed.
+	peopleMu  sync.Mutex
+	peopleDue map[int64]bool
+
+	// connMu guards closing and the Add side of conns: after Shutdown starts no socket is tracked any more.
+	connMu  sync.Mutex
+	closing bool
+	conns   sync.WaitGroup
+}
+
+// New builds the handlers. The presence tracker is built here because it calls back into the handlers.
+func New(d Deps) *Handlers {
+	h := &Handlers{
+		log:       d.Log,
+		store:     d.Store,
+		hub:       d.Hub,
+		assets:    d.Assets,
+		origins:   make(map[string]bool),
+		cost:      d.BcryptCost,
+		secure:    d.SecureCookies,
+		peopleDue: make(map[int64]bool),
+	}
+	if h.cost == 0 {
+		h.cost = bcrypt.DefaultCost
+	}
+	for _, o := range d.AllowedOrigins {
+		h.origins[o] = true
+	}
+	h.sessions = session.New(session.Config{
+		Storage:        d.Store.Sessions(),
+		Expiration:     sessionLifetime,
+		KeyLookup:      "cookie:sb_session",
+		CookiePath:     "/",
+		CookieHTTPOnly: true,
+		CookieSecure:   d.SecureCookies,
+		CookieSameSite: fiber.CookieSameSiteLaxMode,
+	})
+	h.presence = realtime.NewPresence(presenceLinger, h.schedulePeople)
+	return h
+}
+
+// NewApp builds the Fiber app with Switchboard's settings and every route registered.
+func (h *Handlers) NewApp() *fiber.App {
+	app := fiber.New(fiber.Config{
+		ErrorHandler:          h.ErrorHandler,
+		DisableStartupMessage: true,
+		Immutable:             true, // strings from a request may outlive it (hub messages, goroutines)
+		ReadTimeout:           readTimeout,
+		IdleTimeout:           idleTimeout,
+		BodyLimit:             bodyLimit,
+	})
+	h.Register(app)
+	return app
+}
+
+// Register mounts every route: this is the whole URL table of Switchboard.
+func (h *Handlers) Register(app *fiber.App) {
+	app.Use(recover.New())
+	app.Use(securityHeaders)
+	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static.FS), MaxAge: 365 * 24 * 3600}))
+	app.Use(csrf.New(csrf.Config{
+		Next:           skipCSRF,
+		Session:        h.sessions,
+		KeyLookup:      "form:_csrf",
+		Extractor:      csrfFromHeaderOrForm,
+		CookieName:     "sb_csrf",
+		CookieHTTPOnly: true,
+		CookieSecure:   h.secure,
+		CookieSameSite: fiber.CookieSameSiteLaxMode,
+		Expiration:     sessionLifetime,
+		ContextKey:     "csrf",
+		ErrorHandler:   h.csrfFailed,
+	}))
+	app.Use(h.loadViewer)
+
+	// Health.
+	app.Get("/healthz", h.health)
+
+	// Accounts.
+	app.Get("/", h.home)
+	app.Get("/signup", h.showSignupPage)
+	app.Post("/signup", h.signup)
+	app.Get("/login", h.showLoginPage)
+	app.Post("/login", h.loginLimiter(loginFailsIP, ipKey), h.loginLimiter(loginFailsUser, usernameKey), h.login)
+	app.Post("/logout", h.logout)
+
+	// Rooms and messages.
+	app.Get("/rooms", h.requirePage, h.showRoomsPage)
+	app.Post("/rooms", h.requirePage, h.createRoom)
+	app.Get("/rooms/:id", h.requirePage, h.showRoomPage)
+	app.Post("/rooms/:id/messages", h.requirePage, h.postMessage)
+	app.Get("/rooms/:id/messages", h.requirePage, h.showOlderMessages)
+	app.Post("/rooms/:id/members", h.requirePage, h.addMember)
+	app.Get("/dm", h.requirePage, h.findDirectRoom)
+	app.Get("/dm/:username", h.requirePage, h.openDirectRoom)
+
+	// Sockets: checked (session, Origin, room access) before the upgrade.
+	app.Get("/rooms/:id/ws", h.requireSocket, h.checkRoomSocket, websocket.New(h.roomSocket, socketConfig(h.log)))
+	app.Get("/ws", h.requireSocket, websocket.New(h.userSocket, socketConfig(h.log)))
+
+	// Anything else.
+	app.Use(func(*fiber.Ctx) error { return fiber.NewError(fiber.StatusNotFound, "We couldn't find that page.") })
+}
+
+// Shutdown closes every live socket with 1012 (clients reconnect to the restarted server) and waits, until ctx is
+// done, for their handlers to return.
+func (h *Handlers) Shutdown(ctx context.Context) error {
+	h.connMu.Lock()
+	h.closing = true
+	h.connMu.Unlock()
+	h.hub.CloseAll(realtime.CloseServiceRestart)
+	h.presence.Close()
+	done := make(chan struct{})
+	go func() { h.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// track counts a live socket so Shutdown can wait for it; false means the server is shutting down.
+func (h *Handlers) track() bool {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.conns.Add(1)
+	return true
+}
+
+func (h *Handlers) loginLimiter(max int, key func(*fiber.Ctx) string) fiber.Handler {
+	return limiter.New(limiter.Config{
+		Max:                    max,
+		Expiration:             loginWindow,
+		KeyGenerator:           key,
+		SkipSuccessfulRequests: true,
+		LimiterMiddleware:      limiter.SlidingWindow{},
+		LimitReached:           h.loginThrottled,
+	})
+}
+
+// render writes a full page or fragment with the given status.
+func render(c *fiber.Ctx, status int, comp templ.Component) error {
+	c.Status(status)
+	c.Type("html", "utf-8")
+	return comp.Render(c.UserContext(), c.Response().BodyWriter())
+}
+
+// isHTMX reports whether htmx made the request (it then wants a fragment).
+func isHTMX(c *fiber.Ctx) bool {
+	return c.Get("HX-Request") == "true"
+}
+
+// layout is the part of every page that depends on the request.
+func (h *Handlers) layout(c *fiber.Ctx, title, nav string) views.Layout {
+	l := views.Layout{Title: title, Assets: h.assets, Nav: nav}
+	if token, ok := c.Locals("csrf").(string); ok {
+		l.CSRF = token
+	}
+	if u := viewer(c); u != nil {
+		l.Viewer = &views.Viewer{ID: u.ID, Name: u.Username, IsAdmin: u.IsAdmin}
+	}
+	return l
+}

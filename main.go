@@ -1,0 +1,139 @@
+// Switchboard is a self-hosted real-time web app in one binary: browser chat rooms over WebSocket and a live
+// stock ticker over Server-Sent Events, server-rendered with templ and htmx, on SQLite by default.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"switchboard/config"
+	"switchboard/handlers"
+	"switchboard/models"
+	"switchboard/realtime"
+	"switchboard/static"
+	"switchboard/views"
+)
+
+const (
+	shutdownTimeout = 10 * time.Second // how long open connections get to finish on SIGINT/SIGTERM
+	sessionSweep    = 10 * time.Minute // how often expired sessions are deleted
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		os.Exit(1)
+	}
+}
+
+// run wires config → database → store → hub → handlers → Fiber app, serves until ctx is done, then shuts down:
+// stop accepting, close every socket with 1012, wait for the handlers, close the database last.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stdout, nil))
+
+	store, err := models.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if _, err := store.EnsureRoom(ctx, "general", models.RoomOpen); err != nil {
+		return err
+	}
+	files, err := static.NewAssets()
+	if err != nil {
+		return err
+	}
+	hub := realtime.NewHub(realtime.NewMemoryBroker(), log)
+	h := handlers.New(handlers.Deps{
+		Log:            log,
+		Store:          store,
+		Hub:            hub,
+		Assets:         assetURLs(files),
+		AllowedOrigins: cfg.AllowedOrigins,
+		SecureCookies:  cfg.SecureCookies,
+	})
+	app := h.NewApp()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	background, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	go func() {
+		if err := hub.Run(background); err != nil {
+			log.Error("hub stopped", slog.Any("error", err))
+		}
+	}()
+	go sweepSessions(background, store, log)
+
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(ln) }()
+	log.Info("switchboard is listening", slog.String("addr", ln.Addr().String()), slog.String("db", store.Driver()))
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- app.ShutdownWithContext(shutdownCtx) }()
+	if err := h.Shutdown(shutdownCtx); err != nil {
+		log.Warn("sockets still open at shutdown", slog.Any("error", err))
+	}
+	if err := <-stopped; err != nil {
+		log.Warn("connections still open at shutdown", slog.Any("error", err))
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// assetURLs names the cache-busted URLs of the embedded static files.
+func assetURLs(a *static.Assets) views.Assets {
+	return views.Assets{
+		CSS:  a.URL("css/app.css"),
+		HTMX: a.URL("js/htmx.min.js"),
+		WS:   a.URL("js/ext/ws.js"),
+		SSE:  a.URL("js/ext/sse.js"),
+		App:  a.URL("js/app.js"),
+	}
+}
+
+// sweepSessions deletes expired sessions now and then.
+func sweepSessions(ctx context.Context, store *models.Store, log *slog.Logger) {
+	t := time.NewTicker(sessionSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := store.DeleteExpiredSessions(ctx); err != nil {
+				log.Warn("session sweep", slog.Any("error", err))
+			} else if n > 0 {
+				log.Info("expired sessions deleted", slog.Int64("count", n))
+			}
+		}
+	}
+}

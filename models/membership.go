@@ -1,0 +1,89 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Membership says that a user is a member of a room, and how far they have read it.
+type Membership struct {
+	RoomID     int64     `gorm:"primaryKey;autoIncrement:false"`
+	UserID     int64     `gorm:"primaryKey;autoIncrement:false;index"`
+	LastReadID int64     `gorm:"not null"` // the newest message the user has seen
+	JoinedAt   time.Time `gorm:"not null;autoCreateTime"`
+}
+
+// Join makes the user a member of the room and, in the same transaction, adds a join message, which it
+// returns with Author filled; the new member has read up to that message. It returns nil when the user is
+// already a member. Nobody joins a direct room: its two members are set when it is created.
+func (s *Store) Join(ctx context.Context, roomID, userID int64) (*Message, error) {
+	var joined *Message
+	err := s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var room Room
+		if err := tx.Take(&room, roomID).Error; err != nil {
+			return err
+		}
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&Membership{RoomID: roomID, UserID: userID})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error // already a member
+		}
+		if room.Kind == RoomDirect {
+			return errors.New("cannot join a direct room")
+		}
+		m := Message{RoomID: roomID, UserID: userID, Kind: MessageJoin}
+		if err := tx.Create(&m).Error; err != nil {
+			return err
+		}
+		err := tx.Model(&Membership{}).Where("room_id = ? AND user_id = ?", roomID, userID).
+			Update("last_read_id", m.ID).Error
+		if err != nil {
+			return err
+		}
+		if m, err = messageByID(tx, m.ID); err != nil {
+			return err
+		}
+		joined = &m
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err, "join room %d as user %d", roomID, userID)
+	}
+	return joined, nil
+}
+
+// Membership returns the user's membership of the room, or ErrNotFound.
+func (s *Store) Membership(ctx context.Context, roomID, userID int64) (Membership, error) {
+	var m Membership
+	err := s.r.WithContext(ctx).Where("room_id = ? AND user_id = ?", roomID, userID).Take(&m).Error
+	if err != nil {
+		return Membership{}, wrap(err, "membership of user %d in room %d", userID, roomID)
+	}
+	return m, nil
+}
+
+// Members returns the members of the room, ordered by username.
+func (s *Store) Members(ctx context.Context, roomID int64) ([]User, error) {
+	var users []User
+	err := s.r.WithContext(ctx).
+		Joins("JOIN memberships ON memberships.user_id = users.id").
+		Where("memberships.room_id = ?", roomID).
+		Order("users.username").
+		Find(&users).Error
+	if err != nil {
+		return nil, wrap(err, "members of room %d", roomID)
+	}
+	return users, nil
+}
+
+// MarkRead records that the user has read the room up to messageID; the mark never moves back. It does
+// nothing for non-members.
+func (s *Store) MarkRead(ctx context.Context, roomID, userID, messageID int64) error {
+	err := s.w.WithContext(ctx).Model(&Membership{}).
+		Where("room_id = ? AND user_id = ? AND last_read_id < ?", roomID, userID, messageID).
+		Update("last_read_id", messageID).Error
+	return wrap(err, "mark room %d read by user %d", roomID, userID)
+}

@@ -1,0 +1,85 @@
+// Package models is Switchboard's data layer: users, rooms, memberships, messages and web sessions,
+// stored through gorm in SQLite (and, later, Postgres).
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// ErrNotFound is returned when the requested row does not exist.
+var ErrNotFound = errors.New("models: not found")
+
+// ErrUsernameTaken is returned by CreateUser when the username is already in use.
+var ErrUsernameTaken = errors.New("models: username taken")
+
+// ErrRoomNameTaken is returned by CreateRoom when another non-direct room has the same name, ignoring case.
+var ErrRoomNameTaken = errors.New("models: room name taken")
+
+// Store is the data layer. It is safe for concurrent use.
+//
+// Concurrency invariant: every write goes through w, which holds exactly one connection (SQLite has one writer
+// at a time, and a single connection means writers queue in Go instead of failing with "database is locked");
+// reads go through the pool r. Code inside a transaction uses only its tx, never s.w (that would deadlock on
+// the one writer connection) nor s.r (it would not see the transaction's own writes).
+type Store struct {
+	driver   string
+	w        *gorm.DB // writer: one connection
+	r        *gorm.DB // readers: a small pool
+	sessions *SessionStorage
+}
+
+// Close closes both connection pools.
+func (s *Store) Close() error {
+	// The writer closes last so that the last connection to go checkpoints the WAL.
+	return errors.Join(closeDB(s.r), closeDB(s.w))
+}
+
+// Ping checks that the database answers on both the writer and a reader connection.
+func (s *Store) Ping(ctx context.Context) error {
+	for _, db := range []*gorm.DB{s.w, s.r} {
+		sqlDB, err := db.DB()
+		if err != nil {
+			return fmt.Errorf("models: ping: %w", err)
+		}
+		if err := sqlDB.PingContext(ctx); err != nil {
+			return fmt.Errorf("models: ping: %w", err)
+		}
+	}
+	return nil
+}
+
+// Driver names the database in use: "sqlite" (later "postgres").
+func (s *Store) Driver() string { return s.driver }
+
+// Sessions returns the web-session storage kept in the same database.
+func (s *Store) Sessions() *SessionStorage { return s.sessions }
+
+// now is the time stored in every timestamp: UTC, at the microsecond precision that Postgres keeps.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// wrap names the failed operation, once, at the store boundary; gorm.ErrRecordNotFound becomes ErrNotFound.
+func wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		err = ErrNotFound
+	}
+	return fmt.Errorf("models: "+format+": %w", append(args, err)...)
+}
+
+func closeDB(db *gorm.DB) error {
+	if db == nil {
+		return nil
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}

@@ -1,0 +1,114 @@
+// Package views renders Switchboard's pages and pushed fragments with templ. Views take view-model structs and do
+// no I/O; the same component renders a page and the fragment pushed over a socket.
+package views
+
+import (
+	"strconv"
+	"time"
+)
+
+// Assets holds the cache-busted URLs of the embedded static files.
+type Assets struct {
+	CSS, HTMX, WS, SSE, App string
+}
+
+// Viewer is the signed-in user a page is rendered for.
+type Viewer struct {
+	ID      int64
+	Name    string
+	IsAdmin bool
+}
+
+// Layout is what every full page needs.
+type Layout struct {
+	Title  string
+	Viewer *Viewer // nil when signed out
+	CSRF   string  // the token every POST form carries
+	Assets Assets
+	Nav    string // the active navigation item: "rooms", "ticker"
+}
+
+// AuthPage is the login or sign-up form.
+type AuthPage struct {
+	Layout
+	Signup   bool
+	Username string
+	Error    string
+}
+
+// RoomLink is a room in the sidebar or the rooms list.
+type RoomLink struct {
+	ID     int64
+	Name   string // the peer's name for a direct room
+	Kind   string // "open", "private", "direct"
+	Unread int
+	Member bool
+	Active bool
+}
+
+// RoomsPage lists the rooms a user can see.
+type RoomsPage struct {
+	Layout
+	Rooms   []RoomLink
+	Error   string
+	NewName string
+}
+
+// Message is one message or notice in a room.
+type Message struct {
+	ID     int64
+	Author string
+	Kind   string // "text" or "join"
+	Text   string
+	At     time.Time
+}
+
+// Person is a room member and whether they are online now.
+type Person struct {
+	Name   string
+	Online bool
+}
+
+// RoomPage is a room: its newest messages, its people and the compose form.
+type RoomPage struct {
+	Layout
+	Room     RoomLink
+	Rooms    []RoomLink
+	Messages []Message
+	HasOlder bool
+	People   []Person
+	CanAdd   bool   // a private room whose members may add others
+	Error    string // a form error shown above the compose box (no-JS posts)
+}
+
+// ErrorPage is a friendly page for 4xx and 5xx statuses.
+type ErrorPage struct {
+	Layout
+	Status  int
+	Message string
+}
+
+func roomURL(id int64) string    { return "/rooms/" + strconv.FormatInt(id, 10) }
+func msgID(id int64) string      { return "msg-" + strconv.FormatInt(id, 10) }
+func unreadID(room int64) string { return "unread-" + strconv.FormatInt(room, 10) }
+func clock(t time.Time) string   { return t.UTC().Format("15:04") }
+func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+func olderURL(room, before int64) string {
+	return roomURL(room) + "/messages?before=" + strconv.FormatInt(before, 10)
+}
+
+// unreadMarks is how many marks an unread badge holds: CSS counts them, and shows "99+" past 99.
+func unreadMarks(n int) []struct{} {
+	return make([]struct{}, min(n, 100))
+}
+
+func roomPrefix(kind string) string {
+	switch kind {
+	case "direct":
+		return "@"
+	case "private":
+		return "🔒 "
+	default:
+		return "#"
+	}
+}
