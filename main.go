@@ -17,6 +17,7 @@ import (
 
 	"switchboard/config"
 	"switchboard/handlers"
+	"switchboard/market"
 	"switchboard/models"
 	"switchboard/realtime"
 	"switchboard/static"
@@ -37,7 +38,7 @@ func main() {
 	}
 }
 
-// run wires config → database → store → hub → handlers → Fiber app, serves until ctx is done, then shuts down:
+// run wires config → database → store → hub → market → handlers → Fiber app, serves until ctx is done, then shuts down:
 // stop accepting, close every socket with 1012, wait for the handlers, close the database last.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(args, getenv, stdout)
@@ -62,10 +63,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	hub := realtime.NewHub(realtime.NewMemoryBroker(), log)
+	symbols := cfg.Symbols
+	if len(symbols) == 0 {
+		symbols = market.DefaultSymbols()
+	}
+	mkt := market.NewService(symbols)
 	h := handlers.New(handlers.Deps{
 		Log:            log,
 		Store:          store,
 		Hub:            hub,
+		Market:         mkt,
 		Assets:         assetURLs(files),
 		AllowedOrigins: cfg.AllowedOrigins,
 		SecureCookies:  cfg.SecureCookies,
@@ -84,6 +91,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}()
 	go sweepSessions(background, store, log)
+	if cfg.Feed == "sim" {
+		seed := cfg.Seed
+		if seed == 0 {
+			seed = time.Now().UnixNano()
+		}
+		go func() {
+			if err := mkt.Run(background, market.NewSim(symbols, seed, cfg.Tick), h.PublishQuote); err != nil {
+				log.Error("market stopped", slog.Any("error", err))
+			}
+		}()
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- app.Listener(ln) }()

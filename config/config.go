@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
+
+var symbolPattern = regexp.MustCompile(`^[A-Z0-9.-]{1,12}$`)
 
 // Config is everything the server needs to start.
 type Config struct {
@@ -17,6 +21,10 @@ type Config struct {
 	DatabaseURL    string   // a SQLite path (default) or a postgres:// URL
 	AllowedOrigins []string // extra origins allowed to open WebSockets, e.g. "https://chat.example.com"
 	SecureCookies  bool     // mark cookies Secure (set when served over HTTPS)
+	Feed           string   // where prices come from: "sim" (simulated market) or "none" (only POST /api/prices)
+	Symbols        []string // the ticker's symbols; empty means the simulator's default dozen
+	Tick           time.Duration
+	Seed           int64 // the simulator's seed; 0 picks one at start
 }
 
 // setting ties one flag to its environment variable and default.
@@ -29,6 +37,10 @@ var settings = []setting{
 	{"db", "DATABASE_URL", "switchboard.db", "SQLite file path or postgres:// URL"},
 	{"origins", "ALLOWED_ORIGINS", "", "comma-separated extra origins allowed to open WebSockets"},
 	{"secure-cookies", "SECURE_COOKIES", "false", "mark session cookies Secure (behind HTTPS)"},
+	{"feed", "FEED", "sim", "price source: sim (simulated market) or none (only POST /api/prices)"},
+	{"symbols", "SYMBOLS", "", "comma-separated ticker symbols (default: a dozen simulated ones)"},
+	{"tick", "TICK", "1s", "how often the simulator ticks each symbol"},
+	{"seed", "SEED", "0", "the simulator's random seed (0: pick one at start)"},
 }
 
 // Load parses args (without the program name); a flag wins over its environment variable, which wins over the default.
@@ -50,11 +62,27 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	if err != nil {
 		return Config{}, fmt.Errorf("config: -secure-cookies: %q is not a boolean", *values["secure-cookies"])
 	}
+	tick, err := time.ParseDuration(*values["tick"])
+	if err != nil {
+		return Config{}, fmt.Errorf("config: -tick: %q is not a duration like 1s or 250ms", *values["tick"])
+	}
+	seed, err := strconv.ParseInt(*values["seed"], 10, 64)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: -seed: %q is not a whole number", *values["seed"])
+	}
+	var symbols []string
+	for _, s := range splitList(*values["symbols"]) {
+		symbols = append(symbols, strings.ToUpper(s))
+	}
 	cfg := Config{
 		Addr:           *values["addr"],
 		DatabaseURL:    *values["db"],
 		AllowedOrigins: splitList(*values["origins"]),
 		SecureCookies:  secure,
+		Feed:           *values["feed"],
+		Symbols:        symbols,
+		Tick:           tick,
+		Seed:           seed,
 	}
 	return cfg, cfg.Validate()
 }
@@ -66,6 +94,17 @@ func (c Config) Validate() error {
 	}
 	if c.DatabaseURL == "" {
 		return errors.New("config: -db must not be empty")
+	}
+	if c.Feed != "sim" && c.Feed != "none" {
+		return fmt.Errorf("config: -feed: %q is neither sim nor none", c.Feed)
+	}
+	if c.Tick < 10*time.Millisecond {
+		return errors.New("config: -tick must be at least 10ms")
+	}
+	for _, s := range c.Symbols {
+		if !symbolPattern.MatchString(s) {
+			return fmt.Errorf("config: -symbols: %q is not a symbol (1–12 of A–Z 0–9 . -)", s)
+		}
 	}
 	for _, o := range c.AllowedOrigins {
 		u, err := url.Parse(o)

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"switchboard/config"
 )
@@ -18,11 +19,17 @@ func TestLoad(t *testing.T) {
 		want    config.Config
 		wantErr string
 	}{
-		{"defaults", nil, nil, config.Config{Addr: ":3000", DatabaseURL: "switchboard.db"}, ""},
+		{"defaults", nil, nil, config.Config{Addr: ":3000", DatabaseURL: "switchboard.db", Feed: "sim", Tick: time.Second}, ""},
+		{"ticker settings", []string{"-feed", "none", "-symbols", "abc, x.y", "-tick", "250ms", "-seed", "7"}, nil,
+			config.Config{Addr: ":3000", DatabaseURL: "switchboard.db", Feed: "none", Symbols: []string{"ABC", "X.Y"}, Tick: 250 * time.Millisecond, Seed: 7}, ""},
+		{"bad feed", []string{"-feed", "nyse"}, nil, config.Config{}, "neither sim nor none"},
+		{"bad tick", []string{"-tick", "often"}, nil, config.Config{}, "not a duration"},
+		{"tick too fast", []string{"-tick", "1ms"}, nil, config.Config{}, "at least 10ms"},
+		{"bad symbol", []string{"-symbols", "A B"}, nil, config.Config{}, "not a symbol"},
 		{"env fallbacks", nil, map[string]string{"ADDR": ":8080", "DATABASE_URL": "/data/sb.db", "ALLOWED_ORIGINS": "https://a.example, https://b.example/", "SECURE_COOKIES": "true"},
-			config.Config{Addr: ":8080", DatabaseURL: "/data/sb.db", AllowedOrigins: []string{"https://a.example", "https://b.example"}, SecureCookies: true}, ""},
+			config.Config{Addr: ":8080", DatabaseURL: "/data/sb.db", AllowedOrigins: []string{"https://a.example", "https://b.example"}, SecureCookies: true, Feed: "sim", Tick: time.Second}, ""},
 		{"flags win over env", []string{"-addr", "127.0.0.1:9000", "-secure-cookies=false"}, map[string]string{"ADDR": ":8080", "SECURE_COOKIES": "true"},
-			config.Config{Addr: "127.0.0.1:9000", DatabaseURL: "switchboard.db"}, ""},
+			config.Config{Addr: "127.0.0.1:9000", DatabaseURL: "switchboard.db", Feed: "sim", Tick: time.Second}, ""},
 		{"bad boolean", nil, map[string]string{"SECURE_COOKIES": "maybe"}, config.Config{}, "not a boolean"},
 		{"bad origin", []string{"-origins", "chat.example.com"}, nil, config.Config{}, "is not an origin"},
 		{"origin with a path", []string{"-origins", "https://chat.example.com/app"}, nil, config.Config{}, "is not an origin"},

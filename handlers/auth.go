@@ -37,9 +37,10 @@ func securityHeaders(c *fiber.Ctx) error {
 }
 
 // skipCSRF leaves the token check (and the session it needs) off requests that carry no form: upgrades, static
-// files and health probes.
+// files, health probes, and /api/, whose writes authenticate by bearer token only (never by cookie).
 func skipCSRF(c *fiber.Ctx) bool {
-	return strings.HasPrefix(c.Path(), "/static/") || c.Path() == "/healthz" || c.Get("Upgrade") != ""
+	return strings.HasPrefix(c.Path(), "/static/") || strings.HasPrefix(c.Path(), "/api/") ||
+		c.Path() == "/healthz" || c.Get("Upgrade") != ""
 }
 
 // csrfFromHeaderOrForm takes the token from htmx's header or from the form's hidden field.
@@ -94,6 +95,15 @@ func (h *Handlers) requirePage(c *fiber.Ctx) error {
 			return fiber.NewError(fiber.StatusUnauthorized, "Please sign in again.")
 		}
 		return c.Redirect("/login", fiber.StatusSeeOther)
+	}
+	return c.Next()
+}
+
+// requireSignedIn refuses requests without a session with 401 (streams and fragments, which cannot follow a
+// redirect to a page).
+func (h *Handlers) requireSignedIn(c *fiber.Ctx) error {
+	if viewer(c) == nil {
+		return fiber.NewError(fiber.StatusUnauthorized, "Sign in first.")
 	}
 	return c.Next()
 }

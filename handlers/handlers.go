@@ -3,6 +3,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/session"
 	"golang.org/x/crypto/bcrypt"
 
+	"switchboard/market"
 	"switchboard/models"
 	"switchboard/realtime"
 	"switchboard/static"
@@ -34,7 +36,7 @@ const (
 	loginFailsIP    = 30               // per client address
 	readTimeout     = 30 * time.Second // reading one request (sockets and streams clear it once upgraded)
 	idleTimeout     = 2 * time.Minute  // an idle keep-alive connection is closed after this
-	bodyLimit       = 1 << 20          // the largest request body
+	bodyLimit       = 2 << 20          // the largest request body (POST /api/prices checks its own 1 MiB)
 )
 
 // Deps is everything the handlers need, built in main.
@@ -42,10 +44,12 @@ type Deps struct {
 	Log            *slog.Logger
 	Store          *models.Store
 	Hub            *realtime.Hub
+	Market         *market.Service
 	Assets         views.Assets
 	AllowedOrigins []string // extra origins allowed to open WebSockets
 	SecureCookies  bool
-	BcryptCost     int // 0 means bcrypt.DefaultCost; tests lower it
+	BcryptCost     int           // 0 means bcrypt.DefaultCost; tests lower it
+	Heartbeat      time.Duration // the SSE heartbeat period; 0 means streamHeartbeat; tests shorten it
 }
 
 // Handlers serves every route. Create it with New and mount it with Register.
@@ -53,11 +57,13 @@ type Handlers struct {
 	log      *slog.Logger
 	store    *models.Store
 	hub      *realtime.Hub
+	market   *market.Service
 	assets   views.Assets
 	origins  map[string]bool
 	sessions *session.Store
 	cost     int
 	secure   bool // cookies are marked Secure
+	beat     time.Duration
 	presence *realtime.Presence
 
 	// sendMu makes "store, then publish" one step, so messages are published in id order.
@@ -66,6 +72,10 @@ type Handlers struct {
 	// peopleMu guards peopleDue: the rooms whose people list is scheduled to be pushed.
 	peopleMu  sync.Mutex
 	peopleDue map[int64]bool
+
+	// tickMu guards ticks: the newest event of each tick topic, which starts every new stream.
+	tickMu sync.Mutex
+	ticks  map[string]*realtime.Message
 
 	// connMu guards closing and the Add side of conns: after Shutdown starts no socket is tracked any more.
 	connMu  sync.Mutex
@@ -79,6 +89,8 @@ func New(d Deps) *Handlers {
 		log:       d.Log,
 		store:     d.Store,
 		hub:       d.Hub,
+		market:    d.Market,
+		ticks:     make(map[string]*realtime.Message),
 		assets:    d.Assets,
 		origins:   make(map[string]bool),
 		cost:      d.BcryptCost,
@@ -88,6 +100,7 @@ func New(d Deps) *Handlers {
 	if h.cost == 0 {
 		h.cost = bcrypt.DefaultCost
 	}
+	h.beat = cmp.Or(d.Heartbeat, streamHeartbeat)
 	for _, o := range d.AllowedOrigins {
 		h.origins[o] = true
 	}
@@ -158,6 +171,18 @@ func (h *Handlers) Register(app *fiber.App) {
 	app.Post("/rooms/:id/members", h.requirePage, h.addMember)
 	app.Get("/dm", h.requirePage, h.findDirectRoom)
 	app.Get("/dm/:username", h.requirePage, h.openDirectRoom)
+
+	// Ticker. The streams must stay clear of etag/cache middleware, which would read them to the end.
+	app.Get("/ticker", h.requirePage, h.showTickerPage)
+	app.Get("/ticker/stream", h.requireSignedIn, h.tickerStream)
+	app.Get("/ticker/:symbol", h.requirePage, h.showQuotePage)
+	app.Get("/api/stock-stream", h.requireStreamUser, h.stockStream)
+	app.Post("/api/prices", h.ingestPrices)
+
+	// Settings.
+	app.Get("/settings/tokens", h.requirePage, h.showTokensPage)
+	app.Post("/settings/tokens", h.requirePage, h.createToken)
+	app.Post("/settings/tokens/:id/revoke", h.requirePage, h.revokeToken)
 
 	// Sockets: checked (session, Origin, room access) before the upgrade.
 	app.Get("/rooms/:id/ws", h.requireSocket, h.checkRoomSocket, websocket.New(h.roomSocket, socketConfig(h.log)))

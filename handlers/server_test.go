@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"switchboard/handlers"
+	"switchboard/market"
 	"switchboard/models"
 	"switchboard/models/modelstest"
 	"switchboard/realtime"
@@ -26,12 +27,13 @@ import (
 
 // testServer is the whole app on a random loopback port, over a real SQLite file.
 type testServer struct {
-	t     *testing.T
-	URL   string
-	Store *models.Store
-	Hub   *realtime.Hub
-	H     *handlers.Handlers
-	App   *fiber.App
+	t      *testing.T
+	URL    string
+	Store  *models.Store
+	Hub    *realtime.Hub
+	H      *handlers.Handlers
+	App    *fiber.App
+	Market *market.Service
 }
 
 func newTestServer(t *testing.T) *testServer {
@@ -44,9 +46,10 @@ func newTestServer(t *testing.T) *testServer {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hub := realtime.NewHub(realtime.NewMemoryBroker(), log)
 	go hub.Run(ctx)
+	mkt := market.NewService(market.DefaultSymbols())
 	h := handlers.New(handlers.Deps{
-		Log: log, Store: store, Hub: hub, BcryptCost: bcrypt.MinCost,
-		Assets: views.Assets{CSS: "/static/css/app.css"},
+		Log: log, Store: store, Hub: hub, Market: mkt, BcryptCost: bcrypt.MinCost,
+		Assets: views.Assets{CSS: "/static/css/app.css"}, Heartbeat: 200 * time.Millisecond,
 	})
 	app := h.NewApp()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -61,7 +64,7 @@ func newTestServer(t *testing.T) *testServer {
 		_ = app.ShutdownWithContext(sctx)
 		cancel()
 	})
-	return &testServer{t: t, URL: "http://" + ln.Addr().String(), Store: store, Hub: hub, H: h, App: app}
+	return &testServer{t: t, URL: "http://" + ln.Addr().String(), Store: store, Hub: hub, H: h, App: app, Market: mkt}
 }
 
 // client is a browser-like HTTP client: a cookie jar, no redirect following, and the page's CSRF token.

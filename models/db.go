@@ -96,7 +96,7 @@ func openPool(ctx context.Context, dialector gorm.Dialector, conns int) (*gorm.D
 
 // migrate creates or updates the tables and indexes.
 func migrate(ctx context.Context, db *gorm.DB) error {
-	err := db.WithContext(ctx).AutoMigrate(&User{}, &roomRow{}, &membershipRow{}, &messageRow{}, &Session{})
+	err := db.WithContext(ctx).AutoMigrate(&User{}, &roomRow{}, &membershipRow{}, &messageRow{}, &Session{}, &tokenRow{})
 	if err != nil {
 		return fmt.Errorf("models: migrate: %w", err)
 	}

@@ -112,3 +112,46 @@ func roomPrefix(kind string) string {
 		return "#"
 	}
 }
+
+// Quote is one symbol's row on the ticker.
+type Quote struct {
+	Symbol    string
+	HasPrice  bool // false until the first tick
+	Price     float64
+	Change    float64
+	ChangePct float64
+	Open      float64
+	High      float64
+	Low       float64
+	Up, Down  bool      // the last tick moved the price up or down: the row flashes
+	History   []float64 // recent prices, oldest first, for the sparkline and chart
+}
+
+// TickerPage is the live table of every symbol.
+type TickerPage struct {
+	Layout
+	Quotes []Quote
+}
+
+// QuotePage is one symbol's live chart and session figures.
+type QuotePage struct {
+	Layout
+	Quote Quote
+}
+
+// Token is an API token as listed on the settings page (never the token itself).
+type Token struct {
+	ID       int64
+	Name     string
+	Hint     string
+	Created  time.Time
+	LastUsed *time.Time
+}
+
+// TokensPage lists the user's API tokens; New is the token just created, shown this once.
+type TokensPage struct {
+	Layout
+	Tokens []Token
+	New    string
+	Error  string
+}
