@@ -23,14 +23,15 @@ import (
 )
 
 const (
-	writeWait   = 10 * time.Second  // time allowed to write one frame
-	pongWait    = 60 * time.Second  // a peer silent for this long is gone
-	pingPeriod  = pongWait * 9 / 10 // server pings keep proxies and dead-peer detection going
-	closeGrace  = time.Second       // after our close frame, how long to wait for the peer's
-	maxFrame    = 64 << 10          // read limit: a larger message closes the socket with 1009
-	sendQueue   = 256               // a subscriber's bounded queue; a full queue drops the client (1013)
-	replayLimit = 500               // a reconnect that missed more gets the newest page instead
-	noReplay    = int64(-1)         // the socket did not ask for a replay
+	writeWait     = 10 * time.Second  // time allowed to write one frame
+	pongWait      = 60 * time.Second  // a peer silent for this long is gone
+	pingPeriod    = pongWait * 9 / 10 // server pings keep proxies and dead-peer detection going
+	closeGrace    = time.Second       // after our close frame, how long to wait for the peer's
+	maxFrame      = 64 << 10          // read limit: a larger message closes the socket with 1009
+	sendQueue     = 256               // a subscriber's bounded queue; a full queue drops the client (1013)
+	replayLimit   = 500               // a reconnect that missed more gets the newest page instead
+	noReplay      = int64(-1)         // the socket did not ask for a replay
+	markReadEvery = 3 * time.Second   // how often an open room socket moves the reader's last-read mark
 )
 
 // socketConfig is the upgrader's configuration. Origins stay open here because requireSocket checks the Origin
@@ -113,17 +114,16 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 	u := conn.Locals("viewer").(*models.User)
 	room := conn.Locals("room").(models.Room)
 
-	topics, err := h.socketTopics(ctx, u, conn.Locals("session").(string), room.ID)
+	sub, rooms, err := h.subscribeSocket(ctx, u, conn.Locals("session").(string), room.ID)
 	if err != nil {
-		h.log.Error("socket topics", slog.Any("error", err))
+		h.log.Error("socket subscribe", slog.Any("error", err))
 		closeSocket(conn, websocket.CloseInternalServerErr, "internal error")
 		return
 	}
-	sub := h.hub.Subscribe(sendQueue, topics...)
 	defer h.hub.Unsubscribe(sub)
 	// Subscribed before the replay query: a message stored meanwhile is both replayed and queued, and the writer
 	// skips the queued copy by id.
-	first, skip, err := h.replay(ctx, room.ID, conn.Locals("after").(int64))
+	replay, skip, err := h.replay(ctx, room.ID, conn.Locals("after").(int64))
 	if err != nil {
 		h.log.Error("socket replay", slog.Any("error", err))
 		closeSocket(conn, websocket.CloseInternalServerErr, "internal error")
@@ -132,12 +132,16 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 	h.presence.Connect(room.ID, u.ID)
 	defer h.presence.Disconnect(room.ID, u.ID)
 
-	s := startSocket(conn, sub, first, skip)
+	first := append(h.fragment(ctx, views.RoomList(roomLinks(rooms, room.ID), true)), replay...)
+	markRead := func(id int64) {
+		if err := h.store.MarkRead(ctx, room.ID, u.ID, id); err != nil {
+			h.log.Warn("mark read", slog.Any("error", err))
+		}
+	}
+	s := startSocket(conn, sub, first, skip, markRead)
 	defer func() {
 		if last := s.stop(); last > 0 {
-			if err := h.store.MarkRead(ctx, room.ID, u.ID, last); err != nil {
-				h.log.Warn("mark read", slog.Any("error", err))
-			}
+			markRead(last)
 		}
 	}()
 	failed := false
@@ -151,7 +155,7 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 		}
 		if err := json.Unmarshal(data, &in); err != nil {
 			failed = true
-			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError("That message could not be read. Reload the page."))})
+			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError("That message could not be read. Reload the page.", ""))})
 			return 0
 		}
 		// The room comes from the URL only; access is checked again on every send.
@@ -163,14 +167,14 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 		switch {
 		case errors.As(err, &fe):
 			failed = true
-			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError(fe.Message))})
+			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError(fe.Message, in.ClientID))})
 		case err != nil:
 			h.log.Error("socket send", slog.Int64("room", room.ID), slog.Any("error", err))
 			failed = true
-			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError("Your message was not sent. Try again."))})
+			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError("Your message was not sent. Try again.", in.ClientID))})
 		case failed:
 			failed = false
-			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError(""))})
+			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError("", ""))})
 		}
 		return 0
 	})
@@ -183,37 +187,43 @@ func (h *Handlers) userSocket(conn *websocket.Conn) {
 		return
 	}
 	defer h.conns.Done()
+	ctx := context.Background()
 	u := conn.Locals("viewer").(*models.User)
-	topics, err := h.socketTopics(context.Background(), u, conn.Locals("session").(string), 0)
+	sub, rooms, err := h.subscribeSocket(ctx, u, conn.Locals("session").(string), 0)
 	if err != nil {
-		h.log.Error("socket topics", slog.Any("error", err))
+		h.log.Error("socket subscribe", slog.Any("error", err))
 		closeSocket(conn, websocket.CloseInternalServerErr, "internal error")
 		return
 	}
-	sub := h.hub.Subscribe(sendQueue, topics...)
 	defer h.hub.Unsubscribe(sub)
-	s := startSocket(conn, sub, nil, 0)
+	s := startSocket(conn, sub, h.fragment(ctx, views.RoomList(roomLinks(rooms, 0), false)), 0, nil)
 	defer s.stop()
 	s.readLoop(func([]byte) int { return 0 })
 }
 
-// socketTopics is what one socket listens to: the user's and the session's topics, the open room, and the
-// activity (unread marks) of the user's other rooms. Direct rooms mark unread on the user's own topic instead.
-func (h *Handlers) socketTopics(ctx context.Context, u *models.User, session string, current int64) ([]string, error) {
-	items, err := h.store.RoomsForUser(ctx, u.ID)
-	if err != nil {
-		return nil, err
-	}
+// subscribeSocket subscribes a socket to what it listens to: the user's and the session's topics, the open room,
+// and the activity (unread marks) of the user's other rooms; direct rooms mark unread on the user's own topic
+// instead. It subscribes first and then lists the rooms (returned for the socket's first frame), so nothing
+// published in between is missed.
+func (h *Handlers) subscribeSocket(ctx context.Context, u *models.User, session string, current int64) (*realtime.Subscriber, []models.RoomListItem, error) {
 	topics := []string{userTopic(u.ID), session}
 	if current != 0 {
 		topics = append(topics, roomTopic(current))
 	}
+	sub := h.hub.Subscribe(sendQueue, topics...)
+	items, err := h.store.RoomsForUser(ctx, u.ID)
+	if err != nil {
+		h.hub.Unsubscribe(sub)
+		return nil, nil, err
+	}
+	var activity []string
 	for _, it := range items {
 		if it.Member && it.Kind != models.RoomDirect && it.ID != current {
-			topics = append(topics, activityTopic(it.ID))
+			activity = append(activity, activityTopic(it.ID))
 		}
 	}
-	return topics, nil
+	h.hub.AddTopics(sub, activity...)
+	return sub, items, nil
 }
 
 // replay renders what a reconnecting page missed: every message after `after` in one frame, or past replayLimit
@@ -251,10 +261,13 @@ type socket struct {
 	closing atomic.Bool   // the writer sent a close frame: the reader must not extend its deadline
 	stopped chan struct{} // closed when the reader is finished
 	done    chan struct{} // closed when the writer has exited
+
+	markRead func(id int64) // called now and then with the newest room message written (nil: no room)
+	marked   time.Time      // when markRead was last called
 }
 
-func startSocket(conn *websocket.Conn, sub *realtime.Subscriber, first []byte, skip int64) *socket {
-	s := &socket{conn: conn, sub: sub, skip: skip, stopped: make(chan struct{}), done: make(chan struct{})}
+func startSocket(conn *websocket.Conn, sub *realtime.Subscriber, first []byte, skip int64, markRead func(int64)) *socket {
+	s := &socket{conn: conn, sub: sub, skip: skip, stopped: make(chan struct{}), done: make(chan struct{}), markRead: markRead}
 	go s.writeLoop(first)
 	return s
 }
@@ -285,6 +298,10 @@ func (s *socket) writeLoop(first []byte) {
 			}
 			if m.ID > s.lastID {
 				s.lastID = m.ID
+				if s.markRead != nil && time.Since(s.marked) > markReadEvery {
+					s.marked = time.Now()
+					go s.markRead(m.ID) // off the writer: a database write must not delay frames
+				}
 			}
 		case <-ping.C:
 			if s.write(websocket.PingMessage, nil) != nil {

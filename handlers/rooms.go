@@ -287,7 +287,11 @@ func roomLinks(items []models.RoomListItem, active int64) []views.RoomLink {
 }
 
 func toMessage(m models.Message) views.Message {
-	return views.Message{ID: m.ID, Author: m.Author, Kind: string(m.Kind), Text: m.Text, At: m.CreatedAt}
+	v := views.Message{ID: m.ID, Author: m.Author, Kind: string(m.Kind), Text: m.Text, At: m.CreatedAt}
+	if m.ClientID != nil {
+		v.ClientID = *m.ClientID
+	}
+	return v
 }
 
 func toMessages(ms []models.Message) []views.Message {

@@ -213,11 +213,18 @@ func readUntil(t *testing.T, conn *wsConn, want string) string {
 
 func readUntilWithin(t *testing.T, conn *wsConn, want string, d time.Duration) string {
 	t.Helper()
+	return readUntilMatch(t, conn, regexp.QuoteMeta(want), d)
+}
+
+// readUntilMatch reads frames until one matches the regular expression pattern.
+func readUntilMatch(t *testing.T, conn *wsConn, pattern string, d time.Duration) string {
+	t.Helper()
+	want := regexp.MustCompile(pattern)
 	timeout := time.After(d)
 	for {
 		select {
 		case f := <-conn.in:
-			if strings.Contains(f, want) {
+			if want.MatchString(f) {
 				return f
 			}
 		case <-conn.closed:

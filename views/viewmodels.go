@@ -56,11 +56,12 @@ type RoomsPage struct {
 
 // Message is one message or notice in a room.
 type Message struct {
-	ID     int64
-	Author string
-	Kind   string // "text" or "join"
-	Text   string
-	At     time.Time
+	ID       int64
+	Author   string
+	Kind     string // "text" or "join"
+	Text     string
+	At       time.Time
+	ClientID string // the sender's id for this send: the sender's page matches it to its pending copy
 }
 
 // Person is a room member and whether they are online now.

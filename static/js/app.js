@@ -1,10 +1,17 @@
 // Switchboard's client glue for htmx and its ws extension. Everything here is progressive: without it the pages
-// still work (forms post, links navigate); with it the room stays live, in order and without gaps.
+// still work (forms post, links navigate); with it a room stays live, in order, without gaps, and no typed
+// message is lost.
 (function () {
   "use strict";
 
-  // The newest message id in the page: every (re)connect of a room socket asks the server for what came after it,
-  // so a reconnect replays the gap and loses nothing.
+  var me = document.body.dataset.user || "";
+
+  function messages() {
+    return document.getElementById("messages");
+  }
+
+  // ---- Gap replay: every (re)connect of a room socket asks for what came after the newest message shown.
+
   function newestMessageId() {
     var items = document.querySelectorAll("#messages > [id^='msg-']");
     if (!items.length) return 0;
@@ -13,9 +20,7 @@
 
   function roomSocketURL(url) {
     var u = new URL(url, location.href);
-    if (/\/rooms\/\d+\/ws$/.test(u.pathname)) {
-      u.searchParams.set("after", String(newestMessageId()));
-    }
+    if (/\/rooms\/\d+\/ws$/.test(u.pathname)) u.searchParams.set("after", String(newestMessageId()));
     return u.toString();
   }
 
@@ -36,7 +41,119 @@
     });
   });
 
-  // Times arrive in UTC; show them in the reader's time zone.
+  // ---- Outbox: a typed message stays in the outbox (kept in localStorage, per user and room) and shows as
+  // pending until the server's copy comes back carrying its client id. It is resent on every (re)connect; the
+  // server stores a (room, client id) once, so a resend is never a duplicate.
+
+  var main = document.querySelector("main[data-room]");
+  var room = main ? main.dataset.room : "";
+  var outboxKey = "sb-outbox:" + me + ":" + room;
+  var outbox = [];
+  var socket = null; // the open socket's wrapper, or null while disconnected
+
+  function loadOutbox() {
+    try {
+      outbox = JSON.parse(localStorage.getItem(outboxKey) || "[]");
+    } catch (_) {
+      outbox = [];
+    }
+  }
+  function saveOutbox() {
+    try {
+      if (outbox.length) localStorage.setItem(outboxKey, JSON.stringify(outbox));
+      else localStorage.removeItem(outboxKey);
+    } catch (_) {}
+  }
+
+  function newClientId() {
+    var b = new Uint8Array(12);
+    crypto.getRandomValues(b);
+    return "c-" + Array.prototype.map.call(b, function (x) { return ("0" + x.toString(16)).slice(-2); }).join("");
+  }
+
+  function showPending() {
+    var list = document.getElementById("pending");
+    if (!list) return;
+    list.textContent = "";
+    outbox.forEach(function (item) {
+      var li = document.createElement("li");
+      li.className = "pending py-1 whitespace-pre-wrap break-words opacity-60";
+      li.dataset.clientId = item.id;
+      li.textContent = item.text;
+      var state = document.createElement("span");
+      state.className = "ml-2 text-xs";
+      state.textContent = socket ? "sending…" : "waiting for the connection…";
+      li.appendChild(state);
+      list.appendChild(li);
+    });
+  }
+
+  function sendItem(item) {
+    if (socket) socket.sendImmediately(JSON.stringify({ text: item.text, client_id: item.id }));
+  }
+
+  // settle takes out of the outbox what the server stored (its copy is in the page) or refused (its error names
+  // the send; the text goes back into the field).
+  function settle() {
+    if (!outbox.length) return;
+    var err = document.getElementById("compose-error");
+    var refused = err && err.dataset.clientId;
+    var field = document.getElementById("compose-text");
+    outbox = outbox.filter(function (item) {
+      if (item.id === refused) {
+        if (field && !field.value) field.value = item.text;
+        return false;
+      }
+      return !document.querySelector('#messages [data-client-id="' + item.id + '"]');
+    });
+    saveOutbox();
+    showPending();
+  }
+
+  document.addEventListener("htmx:wsConfigSend", function (e) {
+    var form = e.target;
+    if (!form || form.id !== "compose") return;
+    // The outbox sends it, not the extension (whose queue would resend it without a client id).
+    e.preventDefault();
+    if (e.detail.triggeringEvent) e.detail.triggeringEvent.preventDefault();
+    var text = String(e.detail.parameters.text || "");
+    if (!text.trim()) return;
+    var item = { id: newClientId(), text: text };
+    outbox.push(item);
+    saveOutbox();
+    form.reset();
+    showPending();
+    sendItem(item);
+  });
+
+  // ---- Connection state: shown in the header and on pending messages.
+
+  function connState(text, state) {
+    var el = document.getElementById("conn-state");
+    if (!el) return;
+    el.textContent = text;
+    el.dataset.state = state;
+  }
+  document.addEventListener("htmx:wsConnecting", function () {
+    connState("connecting…", "connecting");
+  });
+  document.addEventListener("htmx:wsOpen", function (e) {
+    socket = e.detail.socketWrapper;
+    connState("", "open");
+    showPending();
+    outbox.forEach(sendItem);
+  });
+  document.addEventListener("htmx:wsClose", function () {
+    socket = null;
+    connState(navigator.onLine ? "reconnecting…" : "offline", navigator.onLine ? "reconnecting" : "offline");
+    showPending();
+  });
+  window.addEventListener("offline", function () {
+    if (!socket) connState("offline", "offline");
+  });
+
+  // ---- Times arrive in UTC; show them in the reader's time zone.
+
   function localTimes(root) {
     (root || document).querySelectorAll("time[datetime]").forEach(function (t) {
       if (t.dataset.local) return;
@@ -48,13 +165,11 @@
     });
   }
 
-  // Keep the newest message in view when the reader is at the bottom, and keep the reader's place when older
-  // messages load above.
+  // ---- Scrolling: keep the newest message in view when the reader is at the bottom, and keep the reader's
+  // place when older messages load above.
+
   var stick = true;
-  var before = null;
-  function messages() {
-    return document.getElementById("messages");
-  }
+  var fromBottom = null;
   function atBottom(el) {
     return el.scrollHeight - el.scrollTop - el.clientHeight < 40;
   }
@@ -65,56 +180,45 @@
   document.addEventListener("htmx:wsAfterMessage", function () {
     var el = messages();
     localTimes(el);
+    settle();
     if (el && stick) el.scrollTop = el.scrollHeight;
   });
   document.addEventListener("htmx:beforeSwap", function (e) {
     var el = messages();
-    if (el && e.detail.target && e.detail.target.id === "older") before = el.scrollHeight - el.scrollTop;
+    if (el && e.detail.target && e.detail.target.id === "older") fromBottom = el.scrollHeight - el.scrollTop;
   });
   document.addEventListener("htmx:afterSettle", function () {
     var el = messages();
     localTimes(el);
-    if (el && before !== null) {
-      el.scrollTop = el.scrollHeight - before;
-      before = null;
+    if (el && fromBottom !== null) {
+      el.scrollTop = el.scrollHeight - fromBottom;
+      fromBottom = null;
     }
   });
 
-  // Compose: Enter sends, Shift+Enter makes a new line; the field clears once the message has gone out.
+  // ---- Compose: Enter sends and Shift+Enter makes a new line on a keyboard; on a touch screen Enter makes a new
+  // line and the button sends.
+
+  var touch = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
   document.addEventListener("keydown", function (e) {
     var t = e.target;
-    if (t.id !== "compose-text" || e.key !== "Enter" || e.shiftKey || e.isComposing) return;
+    if (t.id !== "compose-text" || e.key !== "Enter" || e.shiftKey || e.isComposing || touch) return;
     e.preventDefault();
     if (t.value.trim() !== "") t.form.requestSubmit();
   });
-  document.addEventListener("htmx:wsAfterSend", function (e) {
-    var form = e.detail.elt;
-    if (form && form.id === "compose") form.reset();
-  });
 
-  // Connection state in the header.
-  function connState(text, state) {
-    var el = document.getElementById("conn-state");
-    if (!el) return;
-    el.textContent = text;
-    el.dataset.state = state;
-  }
-  document.addEventListener("htmx:wsConnecting", function () {
-    connState("connecting…", "connecting");
-  });
-  document.addEventListener("htmx:wsOpen", function () {
-    connState("", "open");
-  });
-  document.addEventListener("htmx:wsClose", function () {
-    connState(navigator.onLine ? "reconnecting…" : "offline", navigator.onLine ? "reconnecting" : "offline");
-  });
+  // ---- Start.
 
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
+    if (room) {
+      loadOutbox();
+      settle();
+      showPending();
+    }
     var el = messages();
     if (el) el.scrollTop = el.scrollHeight;
     // The reader's own messages never count as unread for them.
-    var me = document.body.dataset.user;
     if (me && document.styleSheets.length) {
       try {
         var mine = '[data-author="' + CSS.escape(me) + '"]';
