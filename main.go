@@ -91,6 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}()
 	go sweepSessions(background, store, log)
+	go h.Run(background)
 	if cfg.Feed == "sim" {
 		seed := cfg.Seed
 		if seed == 0 {

@@ -77,7 +77,7 @@ func (h *Handlers) loadViewer(c *fiber.Ctx) error {
 		return err
 	}
 	c.Locals("viewer", &u)
-	c.Locals("session", sessionTopic(sess.ID()))
+	c.Locals("session", sessionRef{ID: sess.ID(), Topic: sessionTopic(sess.ID())})
 	return c.Next()
 }
 

@@ -23,15 +23,14 @@ import (
 )
 
 const (
-	writeWait     = 10 * time.Second  // time allowed to write one frame
-	pongWait      = 60 * time.Second  // a peer silent for this long is gone
-	pingPeriod    = pongWait * 9 / 10 // server pings keep proxies and dead-peer detection going
-	closeGrace    = time.Second       // after our close frame, how long to wait for the peer's
-	maxFrame      = 64 << 10          // read limit: a larger message closes the socket with 1009
-	sendQueue     = 256               // a subscriber's bounded queue; a full queue drops the client (1013)
-	replayLimit   = 500               // a reconnect that missed more gets the newest page instead
-	noReplay      = int64(-1)         // the socket did not ask for a replay
-	markReadEvery = 3 * time.Second   // how often an open room socket moves the reader's last-read mark
+	writeWait     = 10 * time.Second // time allowed to write one frame
+	pongWait      = 60 * time.Second // a peer silent for this long is gone (server pings come every 9/10 of it)
+	closeGrace    = time.Second      // after our close frame, how long to wait for the peer's
+	maxFrame      = 64 << 10         // read limit: a larger message closes the socket with 1009
+	sendQueue     = 256              // a subscriber's bounded queue; a full queue drops the client (1013)
+	replayLimit   = 500              // a reconnect that missed more gets the newest page instead
+	noReplay      = int64(-1)        // the socket did not ask for a replay
+	markReadEvery = 3 * time.Second  // how often an open room socket moves the reader's last-read mark
 )
 
 // socketConfig is the upgrader's configuration. Origins stay open here because requireSocket checks the Origin
@@ -105,16 +104,17 @@ func (h *Handlers) checkRoomSocket(c *fiber.Ctx) error {
 // roomSocket is a room's live connection: it replays what the page missed, then carries the room's messages,
 // people and notices, the user's own events, and the user's sends.
 func (h *Handlers) roomSocket(conn *websocket.Conn) {
-	if !h.track() {
-		closeSocket(conn, realtime.CloseServiceRestart, "server restart")
-		return
-	}
-	defer h.conns.Done()
 	ctx := context.Background()
 	u := conn.Locals("viewer").(*models.User)
 	room := conn.Locals("room").(models.Room)
+	session := conn.Locals("session").(sessionRef)
+	if err := h.openConn(u.ID, session); err != nil {
+		refuseSocket(conn, err)
+		return
+	}
+	defer h.closeConn(u.ID, session)
 
-	sub, rooms, err := h.subscribeSocket(ctx, u, conn.Locals("session").(string), room.ID)
+	sub, rooms, err := h.subscribeSocket(ctx, u, session.Topic, room.ID)
 	if err != nil {
 		h.log.Error("socket subscribe", slog.Any("error", err))
 		closeSocket(conn, websocket.CloseInternalServerErr, "internal error")
@@ -138,7 +138,7 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 			h.log.Warn("mark read", slog.Any("error", err))
 		}
 	}
-	s := startSocket(conn, sub, first, skip, markRead)
+	s := h.startSocket(conn, sub, first, skip, markRead)
 	defer func() {
 		if last := s.stop(); last > 0 {
 			markRead(last)
@@ -182,21 +182,22 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 
 // userSocket is the live connection of pages other than a room: the user's own events and unread marks.
 func (h *Handlers) userSocket(conn *websocket.Conn) {
-	if !h.track() {
-		closeSocket(conn, realtime.CloseServiceRestart, "server restart")
-		return
-	}
-	defer h.conns.Done()
 	ctx := context.Background()
 	u := conn.Locals("viewer").(*models.User)
-	sub, rooms, err := h.subscribeSocket(ctx, u, conn.Locals("session").(string), 0)
+	session := conn.Locals("session").(sessionRef)
+	if err := h.openConn(u.ID, session); err != nil {
+		refuseSocket(conn, err)
+		return
+	}
+	defer h.closeConn(u.ID, session)
+	sub, rooms, err := h.subscribeSocket(ctx, u, session.Topic, 0)
 	if err != nil {
 		h.log.Error("socket subscribe", slog.Any("error", err))
 		closeSocket(conn, websocket.CloseInternalServerErr, "internal error")
 		return
 	}
 	defer h.hub.Unsubscribe(sub)
-	s := startSocket(conn, sub, h.fragment(ctx, views.RoomList(roomLinks(rooms, 0), false)), 0, nil)
+	s := h.startSocket(conn, sub, h.fragment(ctx, views.RoomList(roomLinks(rooms, 0), false)), 0, nil)
 	defer s.stop()
 	s.readLoop(func([]byte) int { return 0 })
 }
@@ -262,12 +263,14 @@ type socket struct {
 	stopped chan struct{} // closed when the reader is finished
 	done    chan struct{} // closed when the writer has exited
 
+	pongWait time.Duration  // a peer silent this long is gone
 	markRead func(id int64) // called now and then with the newest room message written (nil: no room)
 	marked   time.Time      // when markRead was last called
 }
 
-func startSocket(conn *websocket.Conn, sub *realtime.Subscriber, first []byte, skip int64, markRead func(int64)) *socket {
-	s := &socket{conn: conn, sub: sub, skip: skip, stopped: make(chan struct{}), done: make(chan struct{}), markRead: markRead}
+func (h *Handlers) startSocket(conn *websocket.Conn, sub *realtime.Subscriber, first []byte, skip int64, markRead func(int64)) *socket {
+	s := &socket{conn: conn, sub: sub, skip: skip, stopped: make(chan struct{}), done: make(chan struct{}),
+		pongWait: h.pongWait, markRead: markRead}
 	go s.writeLoop(first)
 	return s
 }
@@ -282,7 +285,7 @@ func (s *socket) stop() int64 {
 // writeLoop is the connection's only writer.
 func (s *socket) writeLoop(first []byte) {
 	defer close(s.done)
-	ping := time.NewTicker(pingPeriod)
+	ping := time.NewTicker(s.pongWait * 9 / 10) // pings keep proxies open and find dead peers
 	defer ping.Stop()
 	if first != nil && s.write(websocket.TextMessage, first) != nil {
 		return
@@ -336,7 +339,7 @@ func (s *socket) readLoop(handle func([]byte) int) {
 	s.conn.SetReadLimit(maxFrame)
 	extend := func(string) error {
 		if !s.closing.Load() {
-			return s.conn.SetReadDeadline(time.Now().Add(pongWait))
+			return s.conn.SetReadDeadline(time.Now().Add(s.pongWait))
 		}
 		return nil
 	}
@@ -357,6 +360,16 @@ func (s *socket) readLoop(handle func([]byte) int) {
 			return
 		}
 	}
+}
+
+// refuseSocket closes a socket that may not open, with the code its refusal names.
+func refuseSocket(conn *websocket.Conn, err error) {
+	code, reason := websocket.CloseInternalServerErr, "internal error"
+	var refused errConnRefused
+	if errors.As(err, &refused) {
+		code, reason = refused.Code, refused.Reason
+	}
+	closeSocket(conn, code, reason)
 }
 
 // closeSocket sends a close frame; WriteControl is the one write that is safe beside the writer goroutine.

@@ -19,6 +19,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/session"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/time/rate"
 
 	"switchboard/market"
 	"switchboard/models"
@@ -50,21 +51,29 @@ type Deps struct {
 	SecureCookies  bool
 	BcryptCost     int           // 0 means bcrypt.DefaultCost; tests lower it
 	Heartbeat      time.Duration // the SSE heartbeat period; 0 means streamHeartbeat; tests shorten it
+	PongWait       time.Duration // how long a silent WebSocket peer lives; 0 means pongWait; tests shorten it
+	SessionCheck   time.Duration // how often live connections' sessions are re-checked; 0 means sessionCheck
+	SendRate       rate.Limit    // messages per second per user; 0 means sendRate; load tests raise it
+	SendBurst      int           // the burst on top; 0 means sendBurst
 }
 
 // Handlers serves every route. Create it with New and mount it with Register.
 type Handlers struct {
-	log      *slog.Logger
-	store    *models.Store
-	hub      *realtime.Hub
-	market   *market.Service
-	assets   views.Assets
-	origins  map[string]bool
-	sessions *session.Store
-	cost     int
-	secure   bool // cookies are marked Secure
-	beat     time.Duration
-	presence *realtime.Presence
+	log          *slog.Logger
+	store        *models.Store
+	hub          *realtime.Hub
+	market       *market.Service
+	assets       views.Assets
+	origins      map[string]bool
+	sessions     *session.Store
+	cost         int
+	secure       bool // cookies are marked Secure
+	beat         time.Duration
+	pongWait     time.Duration
+	sessionCheck time.Duration
+	sendRate     rate.Limit
+	sendBurst    int
+	presence     *realtime.Presence
 
 	// sendMu makes "store, then publish" one step, so messages are published in id order.
 	sendMu sync.Mutex
@@ -77,10 +86,8 @@ type Handlers struct {
 	tickMu sync.Mutex
 	ticks  map[string]*realtime.Message
 
-	// connMu guards closing and the Add side of conns: after Shutdown starts no socket is tracked any more.
-	connMu  sync.Mutex
-	closing bool
-	conns   sync.WaitGroup
+	conns connLimits
+	sends sendLimits
 }
 
 // New builds the handlers. The presence tracker is built here because it calls back into the handlers.
@@ -101,6 +108,12 @@ func New(d Deps) *Handlers {
 		h.cost = bcrypt.DefaultCost
 	}
 	h.beat = cmp.Or(d.Heartbeat, streamHeartbeat)
+	h.pongWait = cmp.Or(d.PongWait, pongWait)
+	h.sessionCheck = cmp.Or(d.SessionCheck, sessionCheck)
+	h.conns.perUser = make(map[int64]int)
+	h.conns.sessions = make(map[string]*liveSession)
+	h.sends.buckets = make(map[int64]*rate.Limiter)
+	h.sendRate, h.sendBurst = cmp.Or(d.SendRate, sendRate), cmp.Or(d.SendBurst, sendBurst)
 	for _, o := range d.AllowedOrigins {
 		h.origins[o] = true
 	}
@@ -195,30 +208,19 @@ func (h *Handlers) Register(app *fiber.App) {
 // Shutdown closes every live socket with 1012 (clients reconnect to the restarted server) and waits, until ctx is
 // done, for their handlers to return.
 func (h *Handlers) Shutdown(ctx context.Context) error {
-	h.connMu.Lock()
-	h.closing = true
-	h.connMu.Unlock()
+	h.conns.mu.Lock()
+	h.conns.closing = true
+	h.conns.mu.Unlock()
 	h.hub.CloseAll(realtime.CloseServiceRestart)
 	h.presence.Close()
 	done := make(chan struct{})
-	go func() { h.conns.Wait(); close(done) }()
+	go func() { h.conns.all.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// track counts a live socket so Shutdown can wait for it; false means the server is shutting down.
-func (h *Handlers) track() bool {
-	h.connMu.Lock()
-	defer h.connMu.Unlock()
-	if h.closing {
-		return false
-	}
-	h.conns.Add(1)
-	return true
 }
 
 func (h *Handlers) loginLimiter(max int, key func(*fiber.Ctx) string) fiber.Handler {

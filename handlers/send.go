@@ -33,6 +33,9 @@ func (h *Handlers) send(ctx context.Context, u *models.User, room models.Room, t
 	if len(clientID) > maxClientID || strings.ContainsFunc(clientID, isControl) {
 		return models.Message{}, fiber.NewError(fiber.StatusUnprocessableEntity, "The client id is invalid.")
 	}
+	if !h.allowSend(u.ID) {
+		return models.Message{}, errSendingTooFast
+	}
 	h.sendMu.Lock()
 	defer h.sendMu.Unlock()
 	m, created, err := h.store.CreateMessage(ctx, models.NewMessage{RoomID: room.ID, UserID: u.ID, Text: text, ClientID: clientID})

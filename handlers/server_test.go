@@ -36,7 +36,8 @@ type testServer struct {
 	Market *market.Service
 }
 
-func newTestServer(t *testing.T) *testServer {
+// newTestServer starts the app; options may change its dependencies (e.g. shorter deadlines) before it is built.
+func newTestServer(t *testing.T, options ...func(*handlers.Deps)) *testServer {
 	t.Helper()
 	store := modelstest.NewStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -47,10 +48,15 @@ func newTestServer(t *testing.T) *testServer {
 	hub := realtime.NewHub(realtime.NewMemoryBroker(), log)
 	go hub.Run(ctx)
 	mkt := market.NewService(market.DefaultSymbols())
-	h := handlers.New(handlers.Deps{
+	deps := handlers.Deps{
 		Log: log, Store: store, Hub: hub, Market: mkt, BcryptCost: bcrypt.MinCost,
 		Assets: views.Assets{CSS: "/static/css/app.css"}, Heartbeat: 200 * time.Millisecond,
-	})
+	}
+	for _, o := range options {
+		o(&deps)
+	}
+	h := handlers.New(deps)
+	go h.Run(ctx)
 	app := h.NewApp()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

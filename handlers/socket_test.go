@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"switchboard/handlers"
+	"switchboard/models"
 )
 
 var msgIDPattern = regexp.MustCompile(`id="msg-(\d+)"`)
@@ -258,11 +261,12 @@ func TestReplayPastCapReplacesTheList(t *testing.T) {
 	srv := newTestServer(t)
 	ana := srv.signup("ana")
 	general := srv.roomID("general", srv.user("ana").ID)
-	a := ana.mustDial(fmt.Sprintf("/rooms/%d/ws", general))
+	ana.get(fmt.Sprintf("/rooms/%d", general))
 	for i := 1; i <= 520; i++ {
-		send(t, a, fmt.Sprintf("bulk %d", i), "")
+		if _, _, err := srv.Store.CreateMessage(context.Background(), models.NewMessage{RoomID: general, UserID: srv.user("ana").ID, Text: fmt.Sprintf("bulk %d", i)}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	readUntil(t, a, "bulk 520")
 	conn := ana.mustDial(fmt.Sprintf("/rooms/%d/ws?after=1", general))
 	got := readUntil(t, conn, "bulk 520")
 	if !strings.Contains(got, `id="messages" hx-swap-oob="innerHTML"`) || strings.Contains(got, "bulk 470<") || !strings.Contains(got, `id="older"`) {
@@ -358,5 +362,91 @@ func TestShutdownClosesSocketsWith1012(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("shutdown did not finish: %v", err)
+	}
+}
+
+func TestSendRateLimitPerUser(t *testing.T) {
+	srv := newTestServer(t)
+	ana, bob := srv.signup("ana"), srv.signup("bob")
+	general := srv.roomID("general", srv.user("ana").ID)
+	path := fmt.Sprintf("/rooms/%d/ws", general)
+	a, b := ana.mustDial(path), bob.mustDial(path)
+	frames(a, 200*time.Millisecond)
+	start := time.Now()
+	for i := 0; i < 100; i++ {
+		send(t, a, fmt.Sprintf("flood %d", i), fmt.Sprintf("f-%d", i))
+	}
+	readUntil(t, a, "sending messages too fast")
+	send(t, b, "bob is unaffected", "")
+	readUntil(t, a, "bob is unaffected")
+	frames(a, 300*time.Millisecond)
+	stored := textMessages(t, srv, general) - 1 // bob's
+	allowed := 20 + int(5*time.Since(start).Seconds()) + 1
+	if stored < 20 || stored > allowed {
+		t.Fatalf("%d of the flood stored, want 20..%d", stored, allowed)
+	}
+	if fs := frames(b, 300*time.Millisecond); count(fs, "too fast") != 0 {
+		t.Fatal("the limit's error went to another user")
+	}
+}
+
+func TestConnectionCapPerUser(t *testing.T) {
+	srv := newTestServer(t)
+	ana, bob := srv.signup("ana"), srv.signup("bob")
+	var open []*wsConn
+	for i := 0; i < 16; i++ {
+		open = append(open, ana.mustDial("/ws"))
+	}
+	srv.waitSubscribers(fmt.Sprintf("user:%d", srv.user("ana").ID), 16)
+	extra := ana.mustDial("/ws")
+	if code := closeCode(t, extra); code != websocket.StatusPolicyViolation {
+		t.Fatalf("17th socket: close %d, want 1008", code)
+	}
+	if resp, _, _ := ana.streamRequest("/ticker/stream", nil); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a stream over the cap: %d, want 429", resp.StatusCode)
+	}
+	bob.mustDial("/ws") // other users are unaffected
+	open[0].Close(websocket.StatusNormalClosure, "")
+	srv.waitSubscribers(fmt.Sprintf("user:%d", srv.user("ana").ID), 15)
+	time.Sleep(50 * time.Millisecond)
+	ana.mustDial("/ws")
+	srv.waitSubscribers(fmt.Sprintf("user:%d", srv.user("ana").ID), 16)
+}
+
+func TestExpiredSessionClosesSockets(t *testing.T) {
+	srv := newTestServer(t, func(d *handlers.Deps) { d.SessionCheck = 100 * time.Millisecond })
+	ana := srv.signup("ana")
+	conn := ana.mustDial("/ws")
+	st := ana.openStream("/ticker/stream", nil)
+	srv.waitSubscribers(fmt.Sprintf("user:%d", srv.user("ana").ID), 1)
+	// The session expires (here: it is deleted behind the app's back, as the expiry sweep does).
+	if err := srv.Store.Sessions().Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if code := closeCode(t, conn); code != websocket.StatusPolicyViolation {
+		t.Fatalf("close %d, want 1008", code)
+	}
+	select {
+	case <-st.ended:
+	case <-time.After(2 * time.Second):
+		t.Fatal("stream still open 2 s after its session expired")
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	srv := newTestServer(t)
+	resp, _ := srv.newClient().get("/login")
+	want := map[string]string{
+		"Content-Security-Policy": "script-src 'self'",
+		"X-Content-Type-Options":  "nosniff",
+		"Referrer-Policy":         "same-origin",
+	}
+	for k, v := range want {
+		if !strings.Contains(resp.Header.Get(k), v) {
+			t.Errorf("%s = %q, want it to contain %q", k, resp.Header.Get(k), v)
+		}
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe") {
+		t.Errorf("CSP %q", csp)
 	}
 }

@@ -204,10 +204,16 @@ func tickTopics(prefix string, symbols []string) []string {
 // client is gone (a failed flush), on logout (the session topic's close), and at shutdown (every subscriber is
 // closed).
 func (h *Handlers) stream(c *fiber.Ctx, topics []string, first []*realtime.Message) error {
-	if session, ok := c.Locals("session").(string); ok && viewer(c) != nil {
-		topics = append(topics, session)
+	u := viewer(c)
+	session, _ := c.Locals("session").(sessionRef)
+	if session.Topic != "" {
+		topics = append(topics, session.Topic)
 	}
-	if !h.track() {
+	if err := h.openConn(u.ID, session); err != nil {
+		var refused errConnRefused
+		if errors.As(err, &refused) && refused.Code == realtime.ClosePolicyViolation {
+			return fiber.NewError(fiber.StatusTooManyRequests, "Too many open connections.")
+		}
 		return fiber.NewError(fiber.StatusServiceUnavailable, "The server is restarting.")
 	}
 	sub := h.hub.Subscribe(streamQueue, topics...)
@@ -216,7 +222,7 @@ func (h *Handlers) stream(c *fiber.Ctx, topics []string, first []*realtime.Messa
 	c.Set("Connection", "keep-alive")
 	c.Set("X-Accel-Buffering", "no")
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer h.conns.Done()
+		defer h.closeConn(u.ID, session)
 		defer h.hub.Unsubscribe(sub)
 		writeStream(w, sub, first, h.beat)
 	})

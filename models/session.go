@@ -77,3 +77,22 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
 	}
 	return res.RowsAffected, nil
 }
+
+// LiveSessions reports which of the given session keys still name a session that has not expired.
+func (s *Store) LiveSessions(ctx context.Context, keys []string) (map[string]bool, error) {
+	live := make(map[string]bool, len(keys))
+	const chunk = 500 // bound the number of bound parameters per query
+	for start := 0; start < len(keys); start += chunk {
+		var found []string
+		err := s.r.WithContext(ctx).Model(&Session{}).
+			Where("key IN ? AND (expires_at = ? OR expires_at > ?)", keys[start:min(start+chunk, len(keys))], time.Time{}, now()).
+			Pluck("key", &found).Error
+		if err != nil {
+			return nil, wrap(err, "live sessions")
+		}
+		for _, k := range found {
+			live[k] = true
+		}
+	}
+	return live, nil
+}

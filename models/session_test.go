@@ -66,3 +66,23 @@ func TestSessionStorage(t *testing.T) {
 		t.Fatalf("Close of the session storage closed the store: %v", err)
 	}
 }
+
+func TestLiveSessions(t *testing.T) {
+	s := modelstest.NewStore(t)
+	st := s.Sessions()
+	st.Set("forever", []byte("x"), 0)
+	st.Set("later", []byte("x"), time.Hour)
+	st.Set("soon", []byte("x"), 20*time.Millisecond)
+	time.Sleep(40 * time.Millisecond)
+	keys := []string{"forever", "later", "soon", "never-existed"}
+	for i := 0; i < 1200; i++ { // more than one chunk
+		keys = append(keys, "filler")
+	}
+	live, err := s.LiveSessions(t.Context(), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !live["forever"] || !live["later"] || live["soon"] || live["never-existed"] || len(live) != 2 {
+		t.Fatalf("live = %v", live)
+	}
+}
