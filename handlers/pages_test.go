@@ -6,7 +6,12 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"switchboard/handlers"
 )
+
+// noSendLimit lifts the per-user send rate limit, for tests that post many messages.
+func noSendLimit(d *handlers.Deps) { d.SendRate, d.SendBurst = 1e6, 1e6 }
 
 func TestPagesAndForms(t *testing.T) {
 	srv := newTestServer(t)
@@ -206,7 +211,7 @@ func TestPostMessageWithoutJavaScript(t *testing.T) {
 }
 
 func TestRoomPageShowsNewest50AndOlderPages(t *testing.T) {
-	srv := newTestServer(t)
+	srv := newTestServer(t, noSendLimit)
 	ana := srv.signup("ana")
 	general := srv.roomID("general", srv.user("ana").ID)
 	path := fmt.Sprintf("/rooms/%d", general)
