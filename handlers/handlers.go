@@ -181,6 +181,7 @@ func (h *Handlers) Register(app *fiber.App) {
 	app.Get("/rooms/:id", h.requirePage, h.showRoomPage)
 	app.Post("/rooms/:id/messages", h.requirePage, h.postMessage)
 	app.Get("/rooms/:id/messages", h.requirePage, h.showOlderMessages)
+	app.Get("/rooms/:id/stream", h.requireSignedIn, h.roomStream)
 	app.Post("/rooms/:id/members", h.requirePage, h.addMember)
 	app.Get("/dm", h.requirePage, h.findDirectRoom)
 	app.Get("/dm/:username", h.requirePage, h.openDirectRoom)

@@ -73,10 +73,16 @@ func (h *Handlers) retainedTicks(topics []string) []*realtime.Message {
 	return out
 }
 
-// sseEvent frames an HTML fragment as one SSE event: each line of the fragment gets its own data: line.
+// sseEvent frames an HTML fragment as one SSE event: each line of the fragment gets its own data: line. An empty
+// event name makes a plain "message" event, and id 0 leaves the id out.
 func sseEvent(event string, id uint64, data []byte) []byte {
 	var b bytes.Buffer
-	b.WriteString("event: " + event + "\nid: " + strconv.FormatUint(id, 10) + "\n")
+	if event != "" {
+		b.WriteString("event: " + event + "\n")
+	}
+	if id != 0 {
+		b.WriteString("id: " + strconv.FormatUint(id, 10) + "\n")
+	}
 	for _, line := range bytes.Split(data, []byte("\n")) {
 		b.WriteString("data: ")
 		b.Write(bytes.TrimSuffix(line, []byte("\r")))

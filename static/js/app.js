@@ -10,7 +10,8 @@
     return document.getElementById("messages");
   }
 
-  // ---- Gap replay: every (re)connect of a room socket asks for what came after the newest message shown.
+  // ---- Gap replay: every (re)connect of a room's socket or stream asks for what came after the newest message
+  // shown, so a reconnect replays the gap and loses nothing.
 
   function newestMessageId() {
     var items = document.querySelectorAll("#messages > [id^='msg-']");
@@ -18,17 +19,20 @@
     return parseInt(items[items.length - 1].id.slice(4), 10) || 0;
   }
 
-  function roomSocketURL(url) {
+  function withAfter(url) {
     var u = new URL(url, location.href);
-    if (/\/rooms\/\d+\/ws$/.test(u.pathname)) u.searchParams.set("after", String(newestMessageId()));
+    if (/\/rooms\/\d+\/(ws|stream)$/.test(u.pathname)) u.searchParams.set("after", String(newestMessageId()));
     return u.toString();
   }
 
-  // The ws extension calls htmx.createWebSocket on every connect and reconnect. Scripts are deferred in order, so
-  // htmx and the extension are loaded here and have not connected yet.
+  // The extensions call these on every connect and reconnect. Scripts are deferred in order, so htmx and the
+  // extensions are loaded here and have not connected yet.
   if (window.htmx) {
     htmx.createWebSocket = function (url) {
-      return new WebSocket(roomSocketURL(url), []);
+      return new WebSocket(withAfter(url), []);
+    };
+    htmx.createEventSource = function (url) {
+      return new EventSource(withAfter(url), { withCredentials: true });
     };
   }
 
@@ -49,7 +53,7 @@
   var room = main ? main.dataset.room : "";
   var outboxKey = "sb-outbox:" + me + ":" + room;
   var outbox = [];
-  var socket = null; // the open socket's wrapper, or null while disconnected
+  var live = null; // how to send while connected: the socket's wrapper, or "stream" (POST); null while down
 
   function loadOutbox() {
     try {
@@ -82,14 +86,46 @@
       li.textContent = item.text;
       var state = document.createElement("span");
       state.className = "ml-2 text-xs";
-      state.textContent = socket ? "sending…" : "waiting for the connection…";
+      state.textContent = live ? "sending…" : "waiting for the connection…";
       li.appendChild(state);
       list.appendChild(li);
     });
   }
 
+  function csrfToken() {
+    var input = document.querySelector("#compose input[name=_csrf]");
+    return input ? input.value : "";
+  }
+
   function sendItem(item) {
-    if (socket) socket.sendImmediately(JSON.stringify({ text: item.text, client_id: item.id }));
+    if (!live) return;
+    if (live !== "stream") {
+      live.sendImmediately(JSON.stringify({ text: item.text, client_id: item.id }));
+      return;
+    }
+    // Stream mode: post it; the copy comes back on the stream. A refusal shows its error like the socket's.
+    var form = new FormData();
+    form.set("text", item.text);
+    form.set("client_id", item.id);
+    form.set("_csrf", csrfToken());
+    fetch(location.pathname.replace(/\/$/, "") + "/messages", {
+      method: "POST",
+      body: form,
+      headers: { "HX-Request": "true", "X-Csrf-Token": csrfToken() },
+      credentials: "same-origin",
+    }).then(function (resp) {
+      if (resp.ok || resp.status >= 500) return; // stored, or retried on the next reconnect
+      return resp.text().then(function (body) {
+        var err = document.getElementById("compose-error");
+        if (err) {
+          var doc = new DOMParser().parseFromString(body, "text/html");
+          var msg = doc.getElementById("flash");
+          err.textContent = msg ? msg.textContent : "Your message was not sent.";
+          err.dataset.clientId = item.id;
+        }
+        settle();
+      });
+    }).catch(function () {});
   }
 
   // settle takes out of the outbox what the server stored (its copy is in the page) or refused (its error names
@@ -110,13 +146,13 @@
     showPending();
   }
 
-  document.addEventListener("htmx:wsConfigSend", function (e) {
+  // With JavaScript, the compose form's submit goes to the outbox; without, it posts and the page reloads.
+  document.addEventListener("submit", function (e) {
     var form = e.target;
-    if (!form || form.id !== "compose") return;
-    // The outbox sends it, not the extension (whose queue would resend it without a client id).
+    if (form.id !== "compose") return;
     e.preventDefault();
-    if (e.detail.triggeringEvent) e.detail.triggeringEvent.preventDefault();
-    var text = String(e.detail.parameters.text || "");
+    var field = form.elements.text;
+    var text = field ? field.value : "";
     if (!text.trim()) return;
     var item = { id: newClientId(), text: text };
     outbox.push(item);
@@ -126,7 +162,11 @@
     sendItem(item);
   });
 
-  // ---- Connection state: shown in the header and on pending messages.
+  // ---- Connection state (header and pending messages), and the fallback to SSE + POST when WebSockets keep
+  // failing (a proxy that refuses upgrades).
+
+  var failures = 0;
+  var opened = false;
 
   function connState(text, state) {
     var el = document.getElementById("conn-state");
@@ -134,22 +174,51 @@
     el.textContent = text;
     el.dataset.state = state;
   }
-  document.addEventListener("htmx:wsConnecting", function () {
-    connState("connecting…", "connecting");
-  });
-  document.addEventListener("htmx:wsOpen", function (e) {
-    socket = e.detail.socketWrapper;
+  function connected(how) {
+    live = how;
+    failures = 0;
     connState("", "open");
     showPending();
     outbox.forEach(sendItem);
-  });
-  document.addEventListener("htmx:wsClose", function () {
-    socket = null;
+  }
+  function disconnected() {
+    live = null;
     connState(navigator.onLine ? "reconnecting…" : "offline", navigator.onLine ? "reconnecting" : "offline");
     showPending();
+  }
+
+  function switchToStream() {
+    var old = document.getElementById("live");
+    if (!old || !room || !window.htmx) return;
+    var el = document.createElement("div");
+    el.id = "live";
+    el.setAttribute("hx-ext", "sse");
+    el.setAttribute("sse-connect", "/rooms/" + room + "/stream");
+    el.setAttribute("sse-swap", "message");
+    el.setAttribute("hx-swap", "none");
+    htmx.remove(old); // closes the socket and stops its reconnects
+    main.insertBefore(el, main.firstChild);
+    htmx.process(el);
+  }
+
+  document.addEventListener("htmx:wsConnecting", function () {
+    opened = false;
+    connState("connecting…", "connecting");
   });
+  document.addEventListener("htmx:wsOpen", function (e) {
+    opened = true;
+    connected(e.detail.socketWrapper);
+  });
+  document.addEventListener("htmx:wsClose", function () {
+    disconnected();
+    if (!opened && ++failures >= 3) switchToStream();
+  });
+  document.addEventListener("htmx:sseOpen", function () {
+    connected("stream");
+  });
+  document.addEventListener("htmx:sseError", disconnected);
   window.addEventListener("offline", function () {
-    if (!socket) connState("offline", "offline");
+    if (!live) connState("offline", "offline");
   });
 
   // ---- Times arrive in UTC; show them in the reader's time zone.
@@ -173,16 +242,20 @@
   function atBottom(el) {
     return el.scrollHeight - el.scrollTop - el.clientHeight < 40;
   }
-  document.addEventListener("htmx:wsBeforeMessage", function () {
+  function beforeMessage() {
     var el = messages();
     if (el) stick = atBottom(el);
-  });
-  document.addEventListener("htmx:wsAfterMessage", function () {
+  }
+  function afterMessage() {
     var el = messages();
     localTimes(el);
     settle();
     if (el && stick) el.scrollTop = el.scrollHeight;
-  });
+  }
+  document.addEventListener("htmx:wsBeforeMessage", beforeMessage);
+  document.addEventListener("htmx:wsAfterMessage", afterMessage);
+  document.addEventListener("htmx:sseBeforeMessage", beforeMessage);
+  document.addEventListener("htmx:sseMessage", afterMessage);
   document.addEventListener("htmx:beforeSwap", function (e) {
     var el = messages();
     if (el && e.detail.target && e.detail.target.id === "older") fromBottom = el.scrollHeight - el.scrollTop;

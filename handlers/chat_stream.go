@@ -1,0 +1,106 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"switchboard/realtime"
+	"switchboard/views"
+)
+
+// roomStream is a room's live connection for browsers whose WebSockets are blocked (a proxy that refuses the
+// upgrade): the same fragments as the socket, as SSE, with id: = the message id so Last-Event-ID resumes; sends
+// go through POST /rooms/:id/messages. It needs no sticky sessions: any instance can serve it.
+func (h *Handlers) roomStream(c *fiber.Ctx) error {
+	ctx := context.Background()
+	u := viewer(c)
+	room, err := h.enterRoom(ctx, u, c.Params("id"), true)
+	if err != nil {
+		return err
+	}
+	after := noReplay
+	for _, s := range []string{c.Query("after"), c.Get("Last-Event-ID")} {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+			after = max(after, n)
+		}
+	}
+	session, _ := c.Locals("session").(sessionRef)
+	if err := h.openConn(u.ID, session); err != nil {
+		return fiber.NewError(fiber.StatusTooManyRequests, err.Error())
+	}
+	sub, rooms, err := h.subscribeSocket(ctx, u, session.Topic, room.ID)
+	if err != nil {
+		h.closeConn(u.ID, session)
+		return err
+	}
+	replay, skip, err := h.replay(ctx, room.ID, after)
+	if err != nil {
+		h.hub.Unsubscribe(sub)
+		h.closeConn(u.ID, session)
+		return err
+	}
+	first := append(h.fragment(ctx, views.RoomList(roomLinks(rooms, room.ID), true)), replay...)
+	markRead := func(id int64) {
+		if err := h.store.MarkRead(ctx, room.ID, u.ID, id); err != nil {
+			h.log.Warn("mark read", slog.Any("error", err))
+		}
+	}
+	c.Set("Content-Type", "text/event-stream")
+	c.Set("Cache-Control", "no-cache")
+	c.Set("X-Accel-Buffering", "no")
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer h.closeConn(u.ID, session)
+		defer h.hub.Unsubscribe(sub)
+		h.presence.Connect(room.ID, u.ID)
+		defer h.presence.Disconnect(room.ID, u.ID)
+		if last := writeRoomStream(w, sub, first, skip, h.beat, markRead); last > 0 {
+			markRead(last)
+		}
+	})
+	return nil
+}
+
+// writeRoomStream writes the first frame, then every queued fragment in order (a room's messages are never
+// conflated), and heartbeats, until the subscriber closes or a flush fails. It returns the newest message id
+// written.
+func writeRoomStream(w *bufio.Writer, sub *realtime.Subscriber, first []byte, skip int64, beat time.Duration, markRead func(int64)) int64 {
+	last, marked := skip, time.Now()
+	w.WriteString("retry: " + strconv.FormatInt(streamRetry.Milliseconds(), 10) + "\n\n")
+	w.Write(sseEvent("", uint64(max(skip, 0)), first))
+	if w.Flush() != nil {
+		return 0
+	}
+	heartbeat := time.NewTicker(beat)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case m := <-sub.C():
+			if m.ID != 0 && m.ID <= last {
+				continue
+			}
+			w.Write(sseEvent("", uint64(max(m.ID, 0)), m.Data)) // only room messages have ids
+
+			if w.Flush() != nil {
+				return last
+			}
+			if m.ID > last {
+				last = m.ID
+				if time.Since(marked) > markReadEvery {
+					marked = time.Now()
+					go markRead(last)
+				}
+			}
+		case <-heartbeat.C:
+			if _, err := w.WriteString(": ping\n\n"); err != nil || w.Flush() != nil {
+				return last
+			}
+		case <-sub.Done():
+			return last
+		}
+	}
+}
