@@ -31,6 +31,8 @@ const (
 	replayLimit   = 500              // a reconnect that missed more gets the newest page instead
 	noReplay      = int64(-1)        // the socket did not ask for a replay
 	markReadEvery = 3 * time.Second  // how often an open room socket moves the reader's last-read mark
+	typingFor     = 5 * time.Second  // a "typing" notice shows this long unless renewed
+	typingEvery   = 2 * time.Second  // a socket relays "typing" at most this often (pages send it every 3 s)
 )
 
 // socketConfig is the upgrader's configuration. Origins stay open here because requireSocket checks the Origin
@@ -145,10 +147,12 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 		}
 	}()
 	failed := false
+	var typed time.Time // when this socket last relayed "typing"
 	s.readLoop(func(data []byte) int {
 		var in struct {
 			Text     string `json:"text"`
 			ClientID string `json:"client_id"`
+			Typing   bool   `json:"typing"`
 		}
 		if !utf8.Valid(data) {
 			return websocket.CloseInvalidFramePayloadData
@@ -156,6 +160,14 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 		if err := json.Unmarshal(data, &in); err != nil {
 			failed = true
 			sub.Offer(&realtime.Message{Data: h.fragment(ctx, views.ComposeError("That message could not be read. Reload the page.", ""))})
+			return 0
+		}
+		if in.Typing {
+			if time.Since(typed) >= typingEvery {
+				typed = time.Now()
+				until := typed.Add(typingFor).UnixMilli()
+				h.publish(ctx, &realtime.Message{Topic: roomTopic(room.ID), Data: h.fragment(ctx, views.Typing(u.Username, until))})
+			}
 			return 0
 		}
 		// The room comes from the URL only; access is checked again on every send.

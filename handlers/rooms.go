@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -294,10 +295,17 @@ func toMessage(m models.Message) views.Message {
 	return v
 }
 
+// toMessages converts a run of messages in order, grouping each with the one before it when they share author
+// and minute (pushes are grouped by the page itself, which knows what it shows).
 func toMessages(ms []models.Message) []views.Message {
 	out := make([]views.Message, len(ms))
 	for i, m := range ms {
 		out[i] = toMessage(m)
+		if i > 0 {
+			prev := ms[i-1]
+			out[i].Grouped = m.Kind == models.MessageText && prev.Kind == models.MessageText && prev.UserID == m.UserID &&
+				prev.CreatedAt.UTC().Truncate(time.Minute).Equal(m.CreatedAt.UTC().Truncate(time.Minute))
+		}
 	}
 	return out
 }

@@ -62,6 +62,7 @@ type Message struct {
 	Text     string
 	At       time.Time
 	ClientID string // the sender's id for this send: the sender's page matches it to its pending copy
+	Grouped  bool   // same author and minute as the message before: shown without its header
 }
 
 // Person is a room member and whether they are online now.
@@ -94,6 +95,7 @@ func msgID(id int64) string      { return "msg-" + strconv.FormatInt(id, 10) }
 func unreadID(room int64) string { return "unread-" + strconv.FormatInt(room, 10) }
 func clock(t time.Time) string   { return t.UTC().Format("15:04") }
 func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+func minute(t time.Time) string  { return t.UTC().Format("2006-01-02T15:04") }
 func olderURL(room, before int64) string {
 	return roomURL(room) + "/messages?before=" + strconv.FormatInt(before, 10)
 }

@@ -221,36 +221,133 @@
     if (!live) connState("offline", "offline");
   });
 
-  // ---- Times arrive in UTC; show them in the reader's time zone.
+  // ---- Times arrive in UTC: show them in the reader's time zone, mark where a new day starts, and group
+  // messages by author and minute (the page render groups too; pushes are grouped here).
 
-  function localTimes(root) {
-    (root || document).querySelectorAll("time[datetime]").forEach(function (t) {
-      if (t.dataset.local) return;
+  var dayFormat = { weekday: "long", day: "numeric", month: "long" };
+  function dayLabel(d) {
+    var today = new Date();
+    var yesterday = new Date(today.getTime() - 86400000);
+    if (d.toDateString() === today.toDateString()) return "Today";
+    if (d.toDateString() === yesterday.toDateString()) return "Yesterday";
+    return d.toLocaleDateString([], dayFormat);
+  }
+
+  function decorate() {
+    var el = messages();
+    if (!el) return;
+    var prev = null;
+    var prevDay = "";
+    el.querySelectorAll(":scope > article[id^='msg-']").forEach(function (a) {
+      var t = a.querySelector("time[datetime]");
+      var d = t ? new Date(t.getAttribute("datetime")) : null;
+      if (t && !t.dataset.local && d && !isNaN(d)) {
+        t.textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+        t.title = d.toLocaleString();
+        t.dataset.local = "1";
+      }
+      var day = d && !isNaN(d) ? d.toDateString() : prevDay;
+      if (day !== prevDay) a.dataset.day = dayLabel(d);
+      else delete a.dataset.day;
+      var grouped = prev && day === prevDay && a.classList.contains("msg") && prev.classList.contains("msg") &&
+        a.dataset.author === prev.dataset.author && a.dataset.minute === prev.dataset.minute;
+      a.classList.toggle("grouped", !!grouped);
+      prev = a;
+      prevDay = day;
+    });
+    document.querySelectorAll("time[datetime]:not([data-local])").forEach(function (t) {
       var d = new Date(t.getAttribute("datetime"));
       if (isNaN(d)) return;
-      t.textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-      t.title = d.toLocaleString();
+      t.textContent = d.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
       t.dataset.local = "1";
     });
   }
 
-  // ---- Scrolling: keep the newest message in view when the reader is at the bottom, and keep the reader's
-  // place when older messages load above.
+  // ---- Typing: the page tells the room (at most every 3 s) while the reader types; the room's notices expire by
+  // themselves, and a user's message ends their notice.
+
+  var typedAt = 0;
+  document.addEventListener("input", function (e) {
+    if (e.target.id !== "compose-text" || !live || live === "stream") return;
+    var now = Date.now();
+    if (now - typedAt < 3000 || !e.target.value.trim()) return;
+    typedAt = now;
+    live.sendImmediately(JSON.stringify({ typing: true }));
+  });
+
+  function showTyping() {
+    var box = document.getElementById("typers");
+    var out = document.getElementById("typing");
+    if (!box || !out) return;
+    var now = Date.now();
+    var newest = {};
+    Array.prototype.slice.call(box.children).forEach(function (s) {
+      var who = s.dataset.typer;
+      var until = parseInt(s.dataset.until, 10) || 0;
+      if (until <= now || (newest[who] && newest[who] >= until)) {
+        s.remove();
+        return;
+      }
+      newest[who] = until;
+    });
+    var names = Object.keys(newest).filter(function (n) { return n !== me; });
+    out.textContent =
+      names.length === 0 ? "" :
+      names.length === 1 ? names[0] + " is typing…" :
+      names.length === 2 ? names[0] + " and " + names[1] + " are typing…" :
+      "Several people are typing…";
+  }
+  // A message from someone ends their typing notice.
+  function endTyping(frag) {
+    var box = document.getElementById("typers");
+    if (!box || !frag || !frag.querySelectorAll) return;
+    frag.querySelectorAll("article.msg[data-author]").forEach(function (a) {
+      box.querySelectorAll("[data-typer='" + CSS.escape(a.dataset.author) + "']").forEach(function (s) { s.remove(); });
+    });
+  }
+  document.addEventListener("htmx:oobAfterSwap", function (e) {
+    endTyping(e.detail.fragment);
+  });
+  setInterval(showTyping, 1000);
+
+  // ---- The page title counts unread messages in the user's other rooms.
+
+  var baseTitle = document.title;
+  function unreadTitle() {
+    var n = 0;
+    document.querySelectorAll(".unread-badge i").forEach(function (i) {
+      if (i.dataset.author !== me) n++;
+    });
+    document.title = (n ? "(" + (n > 99 ? "99+" : n) + ") " : "") + baseTitle;
+  }
+
+  // ---- Scrolling: keep the newest message in view when the reader is at the bottom; otherwise offer a pill
+  // that jumps down. Keep the reader's place when older messages load above.
 
   var stick = true;
   var fromBottom = null;
+  var newest = 0;
   function atBottom(el) {
     return el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+  }
+  function pill(show) {
+    var p = document.getElementById("new-pill");
+    if (p) p.hidden = !show;
   }
   function beforeMessage() {
     var el = messages();
     if (el) stick = atBottom(el);
+    newest = newestMessageId();
   }
   function afterMessage() {
     var el = messages();
-    localTimes(el);
+    decorate();
     settle();
-    if (el && stick) el.scrollTop = el.scrollHeight;
+    showTyping();
+    unreadTitle();
+    if (!el) return;
+    if (stick) el.scrollTop = el.scrollHeight;
+    else if (newestMessageId() > newest) pill(true);
   }
   document.addEventListener("htmx:wsBeforeMessage", beforeMessage);
   document.addEventListener("htmx:wsAfterMessage", afterMessage);
@@ -262,12 +359,21 @@
   });
   document.addEventListener("htmx:afterSettle", function () {
     var el = messages();
-    localTimes(el);
+    decorate();
     if (el && fromBottom !== null) {
       el.scrollTop = el.scrollHeight - fromBottom;
       fromBottom = null;
     }
   });
+  document.addEventListener("click", function (e) {
+    if (e.target.id !== "new-pill") return;
+    var el = messages();
+    if (el) el.scrollTop = el.scrollHeight;
+    pill(false);
+  });
+  document.addEventListener("scroll", function (e) {
+    if (e.target.id === "messages" && atBottom(e.target)) pill(false);
+  }, true);
 
   // ---- Compose: Enter sends and Shift+Enter makes a new line on a keyboard; on a touch screen Enter makes a new
   // line and the button sends.
@@ -283,7 +389,7 @@
   // ---- Start.
 
   document.addEventListener("DOMContentLoaded", function () {
-    localTimes(document);
+    decorate();
     if (room) {
       loadOutbox();
       settle();
@@ -300,5 +406,6 @@
         sheet.insertRule(".unread-badge:not(:has(i:not(" + mine + "))) { display: none; }");
       } catch (_) {}
     }
+    unreadTitle();
   });
 })();
