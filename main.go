@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"switchboard/config"
 	"switchboard/handlers"
 	"switchboard/market"
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Assets:         assetURLs(files),
 		AllowedOrigins: cfg.AllowedOrigins,
 		SecureCookies:  cfg.SecureCookies,
+		SendRate:       rate.Limit(cfg.SendRate),
+		SendBurst:      cfg.SendBurst,
 	})
 	app := h.NewApp()
 

@@ -323,9 +323,18 @@ func (u *user) post(ctx context.Context, path string, form url.Values) (int, str
 }
 
 // errStatus is a response that is not the acknowledgement: unlike a transport error it is never caused by a kill.
-type errStatus struct{ msg string }
+type errStatus struct {
+	status int
+	msg    string
+}
 
 func (e *errStatus) Error() string { return e.msg }
+
+// errRejected is a send the server refused on purpose: a form post answered 429, or a socket send answered with
+// a compose error for its client id (both mean "too fast": the per-user send limit is 5 a second, bursts of 20).
+type errRejected struct{ msg string }
+
+func (e *errRejected) Error() string { return e.msg }
 
 // postMessage sends text through the no-JavaScript form; the acknowledgement is the 303 to /rooms/1#msg-<id>.
 func (u *user) postMessage(ctx context.Context, text string) (int64, error) {
@@ -334,8 +343,11 @@ func (u *user) postMessage(ctx context.Context, text string) (int64, error) {
 		return 0, err
 	}
 	m := messageSent.FindStringSubmatch(loc)
+	if status == http.StatusTooManyRequests {
+		return 0, &errRejected{fmt.Sprintf("POST /rooms/1/messages as %s: 429", u.name)}
+	}
 	if status != http.StatusSeeOther || m == nil {
-		return 0, &errStatus{fmt.Sprintf("POST /rooms/1/messages as %s: status %d, Location %q; want 303 to /rooms/1#msg-<id>", u.name, status, loc)}
+		return 0, &errStatus{status, fmt.Sprintf("POST /rooms/1/messages as %s: status %d, Location %q; want 303 to /rooms/1#msg-<id>", u.name, status, loc)}
 	}
 	return strconv.ParseInt(m[1], 10, 64)
 }
@@ -373,8 +385,9 @@ func (u *user) mustDial(t *testing.T, path string) *sock {
 }
 
 var (
-	messageTag = regexp.MustCompile(`<article id="msg-(\d+)"([^>]*)>`)
-	clientAttr = regexp.MustCompile(`data-client-id="([^"]*)"`)
+	messageTag   = regexp.MustCompile(`<article id="msg-(\d+)"([^>]*)>`)
+	clientAttr   = regexp.MustCompile(`data-client-id="([^"]*)"`)
+	composeError = regexp.MustCompile(`<div id="compose-error"([^>]*)>([^<]*)</div>`)
 )
 
 // sock is a room socket read by its own goroutine: coder/websocket closes a connection whose Read context ends,
@@ -387,14 +400,15 @@ type sock struct {
 	changed chan struct{} // gets a token after each frame
 
 	mu       sync.Mutex
-	ids      []int64          // message ids in the order they arrived (replays included)
-	byClient map[string]int64 // client id → message id
+	ids      []int64           // message ids in the order they arrived (replays included)
+	byClient map[string]int64  // client id → message id
+	refused  map[string]string // client id → the compose error the server answered it with
 }
 
 func readSocket(conn *websocket.Conn) *sock {
 	conn.SetReadLimit(4 << 20)
 	s := &sock{conn: conn, opened: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{}, 1),
-		byClient: make(map[string]int64)}
+		byClient: make(map[string]int64), refused: make(map[string]string)}
 	go func() {
 		defer close(s.done)
 		for first := true; ; first = false {
@@ -409,6 +423,11 @@ func readSocket(conn *websocket.Conn) *sock {
 				s.ids = append(s.ids, id)
 				if c := clientAttr.FindSubmatch(m[2]); c != nil && len(c[1]) > 0 {
 					s.byClient[string(c[1])] = id
+				}
+			}
+			for _, m := range composeError.FindAllSubmatch(data, -1) {
+				if c := clientAttr.FindSubmatch(m[1]); c != nil && len(c[1]) > 0 && len(bytes.TrimSpace(m[2])) > 0 {
+					s.refused[string(c[1])] = string(m[2])
 				}
 			}
 			s.mu.Unlock()
@@ -456,9 +475,14 @@ func (s *sock) sendAndWait(text, clientID string, stop <-chan struct{}) (int64, 
 	for {
 		s.mu.Lock()
 		id, ok := s.byClient[clientID]
+		refused, no := s.refused[clientID]
+		delete(s.refused, clientID)
 		s.mu.Unlock()
 		if ok {
 			return id, nil
+		}
+		if no {
+			return 0, &errRejected{fmt.Sprintf("socket send %s refused: %s", clientID, refused)}
 		}
 		select {
 		case <-s.changed:
@@ -643,11 +667,12 @@ func checkStored(t *testing.T, db string, acks *ackLog) {
 	if lost > 0 {
 		t.Errorf("%d of %d acknowledged messages lost", lost, acked)
 	}
-	t.Logf("database: %d messages in room 1; %d acknowledged (%d by form, %d by socket), all present: %v",
-		len(msgs), acked, acks.http.Load(), acks.ws.Load(), lost == 0)
-	if res := integrityCheck(t, db); res != "ok" {
-		t.Errorf("PRAGMA integrity_check: %s", res)
+	integrity := integrityCheck(t, db)
+	if integrity != "ok" {
+		t.Errorf("PRAGMA integrity_check: %s", integrity)
 	}
+	t.Logf("database: %d messages in room 1; %d acknowledged (%d by form, %d by socket), all present: %v; integrity_check: %s",
+		len(msgs), acked, acks.http.Load(), acks.ws.Load(), lost == 0, integrity)
 }
 
 // integrityCheck runs PRAGMA integrity_check through the SQLite driver that models registered: modernc's "sqlite"
@@ -691,17 +716,15 @@ type follower struct {
 	done chan struct{}
 }
 
-func follow(u *user, stop <-chan struct{}) *follower {
+func follow(u *user, stop <-chan struct{}) (*follower, error) {
 	f := &follower{done: make(chan struct{})}
+	s, err := u.dial(context.Background(), "/rooms/1/ws")
+	if err != nil {
+		return nil, err
+	}
 	go func() {
 		defer close(f.done)
-		path := "/rooms/1/ws"
 		for {
-			s, err := u.dial(context.Background(), path)
-			if err != nil {
-				f.note("%v", err)
-				return
-			}
 			select {
 			case <-s.done:
 			case <-stop:
@@ -715,10 +738,13 @@ func follow(u *user, stop <-chan struct{}) *follower {
 				return
 			}
 			f.note("dropped as too slow (1013) after id %d; reconnecting", s.lastID())
-			path = fmt.Sprintf("/rooms/1/ws?after=%d", f.lastID())
+			if s, err = u.dial(context.Background(), fmt.Sprintf("/rooms/1/ws?after=%d", f.lastID())); err != nil {
+				f.note("%v", err)
+				return
+			}
 		}
 	}()
-	return f
+	return f, nil
 }
 
 func (f *follower) note(format string, args ...any) {
@@ -744,23 +770,41 @@ func TestKill9KeepsAcknowledgedMessages(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "switchboard.db")
 	srv := startProc(t, "server (to be killed)", db, "127.0.0.1:0", "-feed", "none")
 	tr := newTransport(t)
-	users := signupAll(t, srv.URL, tr, "kill", 4)
+	// The server allows each user 5 messages a second with bursts of 20, so the load comes from many users: 8 post
+	// the form, 4 send over their sockets.
+	const formSenders, socketSenders = 8, 4
+	users := signupAll(t, srv.URL, tr, "kill", formSenders+socketSenders)
 
 	var killed atomic.Bool
 	stop := make(chan struct{})
+	burst := make(chan struct{}) // closed: every sender stops pacing itself and spends its burst
 	acks := newAckLog()
 	var unexpected errorLog
 	// A transport error is expected once the process is dead; before that, and any wrong response, is a failure.
+	// A refusal for sending too fast is neither: the sender backs off and sends again.
 	report := func(err error) {
 		var es *errStatus
 		if errors.As(err, &es) || !killed.Load() {
 			unexpected.add(err)
 		}
 	}
+	pace := func() {
+		select {
+		case <-burst:
+		case <-stop:
+		case <-time.After(250 * time.Millisecond): // 4 a second, under the limit, so the burst is saved up
+		}
+	}
 
-	live := follow(users[0], stop)     // stays connected to the end: its last id is a page open at the kill
+	live, err := follow(users[0], stop) // stays connected to the end: its last id is a page open at the kill
+	if err != nil {
+		t.Fatal(err)
+	}
 	laggard := users[1].mustDial(t, "/rooms/1/ws") // loses its connection mid-load and reconnects after the restart
-	senders := []*sock{users[2].mustDial(t, "/rooms/1/ws"), users[3].mustDial(t, "/rooms/1/ws")}
+	senders := make([]*sock, socketSenders)
+	for i := range senders {
+		senders[i] = users[formSenders+i].mustDial(t, "/rooms/1/ws")
+	}
 	for _, s := range append(senders, laggard) {
 		select {
 		case <-s.opened:
@@ -770,8 +814,8 @@ func TestKill9KeepsAcknowledgedMessages(t *testing.T) {
 	}
 
 	var load sync.WaitGroup
-	for i, u := range users {
-		load.Go(func() { // form posts, one at a time per user
+	for _, u := range users[:formSenders] {
+		load.Go(func() { // form posts, one at a time
 			for n := 0; ; n++ {
 				select {
 				case <-stop:
@@ -780,7 +824,12 @@ func TestKill9KeepsAcknowledgedMessages(t *testing.T) {
 				}
 				text := fmt.Sprintf("form %s #%d", u.name, n)
 				id, err := u.postMessage(context.Background(), text)
-				if err != nil {
+				var rejected *errRejected
+				switch {
+				case errors.As(err, &rejected):
+					time.Sleep(20 * time.Millisecond)
+					continue
+				case err != nil:
 					report(err)
 					if killed.Load() {
 						return
@@ -791,39 +840,47 @@ func TestKill9KeepsAcknowledgedMessages(t *testing.T) {
 				if err := acks.add(id, text, false); err != nil {
 					unexpected.add(err)
 				}
+				pace()
 			}
 		})
-		if i < len(senders) {
-			s := senders[i]
-			load.Go(func() { // socket sends, each acknowledged by its echo on the sender's socket
-				for n := 0; ; n++ {
-					clientID := fmt.Sprintf("c-%s-%d", users[2+i].name, n)
-					text := "socket " + clientID
-					id, err := s.sendAndWait(text, clientID, stop)
-					if errors.Is(err, errStopped) {
-						return
-					}
-					if err != nil {
-						report(err)
-						return
-					}
-					if err := acks.add(id, text, true); err != nil {
-						unexpected.add(err)
-					}
+	}
+	for i, s := range senders {
+		name := users[formSenders+i].name
+		load.Go(func() { // socket sends, each acknowledged by its echo on the sender's own socket
+			for n := 0; ; n++ {
+				clientID := fmt.Sprintf("c-%s-%d", name, n)
+				text := "socket " + clientID
+				id, err := s.sendAndWait(text, clientID, stop)
+				var rejected *errRejected
+				for errors.As(err, &rejected) { // resend with the same client id, as the page's outbox does
+					time.Sleep(20 * time.Millisecond)
+					id, err = s.sendAndWait(text, clientID, stop)
 				}
-			})
-		}
+				if errors.Is(err, errStopped) {
+					return
+				}
+				if err != nil {
+					report(err)
+					return
+				}
+				if err := acks.add(id, text, true); err != nil {
+					unexpected.add(err)
+				}
+				pace()
+			}
+		})
 	}
 
-	// The laggard's network dies after a while; then the load goes on until at least 200 more messages are
-	// acknowledged (the gap stays under the replay cap), or 1.5 s.
-	time.Sleep(500 * time.Millisecond)
+	// The laggard's network dies after a while. Then every sender spends its burst, and the kill comes once 150
+	// more messages are acknowledged (mid-burst; the laggard's gap stays under the replay cap), or after 1.5 s.
+	time.Sleep(600 * time.Millisecond)
 	laggard.conn.CloseNow()
 	<-laggard.done
 	laggardAfter := laggard.lastID()
 	from := acks.count()
-	for deadline := time.Now().Add(1500 * time.Millisecond); acks.count() < from+200 && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
+	close(burst)
+	for deadline := time.Now().Add(1500 * time.Millisecond); acks.count() < from+150 && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
 	}
 	killed.Store(true)
 	srv.signal(syscall.SIGKILL)
@@ -883,7 +940,7 @@ func TestKill9KeepsAcknowledgedMessages(t *testing.T) {
 // and after a restart a page reconnecting with ?after= gets everything posted since its last id.
 func TestSIGTERMClosesCleanly(t *testing.T) {
 	const (
-		nUsers   = 10
+		nUsers   = 20 // a user may hold 16 sockets and streams at once; these hold 10 each
 		nSockets = 100
 		nStreams = 100
 	)
@@ -1001,8 +1058,11 @@ func TestSIGTERMClosesCleanly(t *testing.T) {
 				text := fmt.Sprintf("during shutdown %s #%d", u.name, n)
 				id, err := u.postMessage(ctx, text)
 				var es *errStatus
+				var rejected *errRejected
 				switch {
-				case errors.As(err, &es) && strings.Contains(es.msg, "status 503"):
+				case errors.As(err, &rejected): // too fast: the limit is 5 a second
+					time.Sleep(20 * time.Millisecond)
+				case errors.As(err, &es) && es.status == http.StatusServiceUnavailable:
 				case errors.As(err, &es):
 					unexpected.add(err)
 				case err != nil: // the server is going away
@@ -1015,7 +1075,7 @@ func TestSIGTERMClosesCleanly(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
 
 	start := time.Now()
 	srv.signal(syscall.SIGTERM)
@@ -1030,7 +1090,7 @@ func TestSIGTERMClosesCleanly(t *testing.T) {
 		t.Errorf("exit after SIGTERM: %v, want status 0", srv.err)
 	}
 	t.Logf("SIGTERM → exit in %v", took.Round(time.Millisecond))
-	if took > 2*time.Second {
+	if took > gracePeriod/2 { // a stream or socket that nobody ends holds the exit until the grace period is over
 		t.Errorf("shutdown took %v with %d sockets and %d streams; it should take well under 2 s", took.Round(time.Millisecond), nSockets, nStreams)
 	}
 	unexpected.check(t, "posting through the shutdown")

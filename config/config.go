@@ -24,7 +24,9 @@ type Config struct {
 	Feed           string   // where prices come from: "sim" (simulated market) or "none" (only POST /api/prices)
 	Symbols        []string // the ticker's symbols; empty means the simulator's default dozen
 	Tick           time.Duration
-	Seed           int64 // the simulator's seed; 0 picks one at start
+	Seed           int64   // the simulator's seed; 0 picks one at start
+	SendRate       float64 // messages per second one user may send
+	SendBurst      int     // messages one user may send at once
 }
 
 // setting ties one flag to its environment variable and default.
@@ -41,6 +43,8 @@ var settings = []setting{
 	{"symbols", "SYMBOLS", "", "comma-separated ticker symbols (default: a dozen simulated ones)"},
 	{"tick", "TICK", "1s", "how often the simulator ticks each symbol"},
 	{"seed", "SEED", "0", "the simulator's random seed (0: pick one at start)"},
+	{"send-rate", "SEND_RATE", "5", "messages per second one user may send (a flood beyond it is refused)"},
+	{"send-burst", "SEND_BURST", "20", "messages one user may send at once, on top of the rate"},
 }
 
 // Load parses args (without the program name); a flag wins over its environment variable, which wins over the default.
@@ -70,6 +74,14 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	if err != nil {
 		return Config{}, fmt.Errorf("config: -seed: %q is not a whole number", *values["seed"])
 	}
+	sendRate, err := strconv.ParseFloat(*values["send-rate"], 64)
+	if err != nil || sendRate <= 0 {
+		return Config{}, fmt.Errorf("config: -send-rate: %q is not a positive number", *values["send-rate"])
+	}
+	sendBurst, err := strconv.Atoi(*values["send-burst"])
+	if err != nil || sendBurst < 1 {
+		return Config{}, fmt.Errorf("config: -send-burst: %q is not a whole number of at least 1", *values["send-burst"])
+	}
 	var symbols []string
 	for _, s := range splitList(*values["symbols"]) {
 		symbols = append(symbols, strings.ToUpper(s))
@@ -83,6 +95,8 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 		Symbols:        symbols,
 		Tick:           tick,
 		Seed:           seed,
+		SendRate:       sendRate,
+		SendBurst:      sendBurst,
 	}
 	return cfg, cfg.Validate()
 }
