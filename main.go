@@ -80,6 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		SecureCookies:  cfg.SecureCookies,
 		SendRate:       rate.Limit(cfg.SendRate),
 		SendBurst:      cfg.SendBurst,
+		MaxUserConns:   cfg.MaxUserConns,
 	})
 	app := h.NewApp()
 

@@ -27,6 +27,7 @@ type Config struct {
 	Seed           int64   // the simulator's seed; 0 picks one at start
 	SendRate       float64 // messages per second one user may send
 	SendBurst      int     // messages one user may send at once
+	MaxUserConns   int     // live sockets and streams one user may hold
 }
 
 // setting ties one flag to its environment variable and default.
@@ -45,6 +46,7 @@ var settings = []setting{
 	{"seed", "SEED", "0", "the simulator's random seed (0: pick one at start)"},
 	{"send-rate", "SEND_RATE", "5", "messages per second one user may send (a flood beyond it is refused)"},
 	{"send-burst", "SEND_BURST", "20", "messages one user may send at once, on top of the rate"},
+	{"max-user-conns", "MAX_USER_CONNS", "16", "live sockets and streams one user may hold over all tabs and devices"},
 }
 
 // Load parses args (without the program name); a flag wins over its environment variable, which wins over the default.
@@ -82,6 +84,10 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	if err != nil || sendBurst < 1 {
 		return Config{}, fmt.Errorf("config: -send-burst: %q is not a whole number of at least 1", *values["send-burst"])
 	}
+	maxConns, err := strconv.Atoi(*values["max-user-conns"])
+	if err != nil || maxConns < 1 {
+		return Config{}, fmt.Errorf("config: -max-user-conns: %q is not a whole number of at least 1", *values["max-user-conns"])
+	}
 	var symbols []string
 	for _, s := range splitList(*values["symbols"]) {
 		symbols = append(symbols, strings.ToUpper(s))
@@ -97,6 +103,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 		Seed:           seed,
 		SendRate:       sendRate,
 		SendBurst:      sendBurst,
+		MaxUserConns:   maxConns,
 	}
 	return cfg, cfg.Validate()
 }

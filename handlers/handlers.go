@@ -55,6 +55,7 @@ type Deps struct {
 	SessionCheck   time.Duration // how often live connections' sessions are re-checked; 0 means sessionCheck
 	SendRate       rate.Limit    // messages per second per user; 0 means sendRate; load tests raise it
 	SendBurst      int           // the burst on top; 0 means sendBurst
+	MaxUserConns   int           // live sockets and streams per user; 0 means maxUserConns
 }
 
 // Handlers serves every route. Create it with New and mount it with Register.
@@ -73,6 +74,7 @@ type Handlers struct {
 	sessionCheck time.Duration
 	sendRate     rate.Limit
 	sendBurst    int
+	maxUserConns int
 	presence     *realtime.Presence
 
 	// sendMu makes "store, then publish" one step, so messages are published in id order.
@@ -114,6 +116,7 @@ func New(d Deps) *Handlers {
 	h.conns.sessions = make(map[string]*liveSession)
 	h.sends.buckets = make(map[int64]*rate.Limiter)
 	h.sendRate, h.sendBurst = cmp.Or(d.SendRate, sendRate), cmp.Or(d.SendBurst, sendBurst)
+	h.maxUserConns = cmp.Or(d.MaxUserConns, maxUserConns)
 	for _, o := range d.AllowedOrigins {
 		h.origins[o] = true
 	}

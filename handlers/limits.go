@@ -57,7 +57,7 @@ func (h *Handlers) openConn(userID int64, s sessionRef) error {
 	if l.closing {
 		return errConnRefused{realtime.CloseServiceRestart, "server restart"}
 	}
-	if l.perUser[userID] >= maxUserConns {
+	if l.perUser[userID] >= h.maxUserConns {
 		return errConnRefused{realtime.ClosePolicyViolation, "too many connections"}
 	}
 	l.perUser[userID]++
