@@ -30,7 +30,7 @@ const (
 	sendQueue     = 256              // a subscriber's bounded queue; a full queue drops the client (1013)
 	replayLimit   = 500              // a reconnect that missed more gets the newest page instead
 	noReplay      = int64(-1)        // the socket did not ask for a replay
-	markReadEvery = 3 * time.Second  // how often an open room socket moves the reader's last-read mark
+	markReadEvery = 2 * time.Second  // how soon after a burst of messages an open room marks them read
 	typingFor     = 5 * time.Second  // a "typing" notice shows this long unless renewed
 	typingEvery   = 2 * time.Second  // a socket relays "typing" at most this often (pages send it every 3 s)
 )
@@ -171,7 +171,7 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 			return 0
 		}
 		// The room comes from the URL only; access is checked again on every send.
-		if _, err := h.enterRoom(ctx, u, strconv.FormatInt(room.ID, 10), true); err != nil {
+		if err := h.mayPost(ctx, u, room); err != nil {
 			return websocket.ClosePolicyViolation
 		}
 		_, err := h.send(ctx, u, room, in.Text, in.ClientID)
@@ -270,14 +270,14 @@ type socket struct {
 	conn    *websocket.Conn
 	sub     *realtime.Subscriber
 	skip    int64         // queued room messages with an id up to this were replayed already
-	lastID  int64         // the newest room message written; read only after done
+	lastID  atomic.Int64  // the newest room message written
 	closing atomic.Bool   // the writer sent a close frame: the reader must not extend its deadline
 	stopped chan struct{} // closed when the reader is finished
 	done    chan struct{} // closed when the writer has exited
 
 	pongWait time.Duration  // a peer silent this long is gone
-	markRead func(id int64) // called now and then with the newest room message written (nil: no room)
-	marked   time.Time      // when markRead was last called
+	markRead func(id int64) // called a little after room messages are written, with the newest (nil: no room)
+	marking  atomic.Bool    // a markRead is scheduled
 }
 
 func (h *Handlers) startSocket(conn *websocket.Conn, sub *realtime.Subscriber, first []byte, skip int64, markRead func(int64)) *socket {
@@ -291,7 +291,7 @@ func (h *Handlers) startSocket(conn *websocket.Conn, sub *realtime.Subscriber, f
 func (s *socket) stop() int64 {
 	close(s.stopped)
 	<-s.done
-	return s.lastID
+	return s.lastID.Load()
 }
 
 // writeLoop is the connection's only writer.
@@ -311,12 +311,9 @@ func (s *socket) writeLoop(first []byte) {
 			if s.write(websocket.TextMessage, m.Data) != nil {
 				return
 			}
-			if m.ID > s.lastID {
-				s.lastID = m.ID
-				if s.markRead != nil && time.Since(s.marked) > markReadEvery {
-					s.marked = time.Now()
-					go s.markRead(m.ID) // off the writer: a database write must not delay frames
-				}
+			if m.ID > s.lastID.Load() {
+				s.lastID.Store(m.ID)
+				s.scheduleMarkRead()
 			}
 		case <-ping.C:
 			if s.write(websocket.PingMessage, nil) != nil {
@@ -333,6 +330,22 @@ func (s *socket) writeLoop(first []byte) {
 			return
 		}
 	}
+}
+
+// scheduleMarkRead moves the reader's last-read mark a little later, off the writer (a database write must not
+// delay frames), once per burst: the mark then covers the burst's last message.
+func (s *socket) scheduleMarkRead() {
+	if s.markRead == nil || !s.marking.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(markReadEvery, func() {
+		s.marking.Store(false)
+		select {
+		case <-s.done: // stop marks the last one itself
+		default:
+			s.markRead(s.lastID.Load())
+		}
+	})
 }
 
 // write sends one frame; on failure it unblocks the reader so the handler can finish.

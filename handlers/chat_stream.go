@@ -31,7 +31,7 @@ func (h *Handlers) roomStream(c *fiber.Ctx) error {
 	}
 	session, _ := c.Locals("session").(sessionRef)
 	if err := h.openConn(u.ID, session); err != nil {
-		return fiber.NewError(fiber.StatusTooManyRequests, err.Error())
+		return streamRefused(err)
 	}
 	sub, rooms, err := h.subscribeSocket(ctx, u, session.Topic, room.ID)
 	if err != nil {
@@ -66,10 +66,10 @@ func (h *Handlers) roomStream(c *fiber.Ctx) error {
 }
 
 // writeRoomStream writes the first frame, then every queued fragment in order (a room's messages are never
-// conflated), and heartbeats, until the subscriber closes or a flush fails. It returns the newest message id
-// written.
+// conflated), and heartbeats (which also move the reader's last-read mark), until the subscriber closes or a
+// flush fails. It returns the newest message id written.
 func writeRoomStream(w *bufio.Writer, sub *realtime.Subscriber, first []byte, skip int64, beat time.Duration, markRead func(int64)) int64 {
-	last, marked := skip, time.Now()
+	last, marked := skip, skip
 	w.WriteString("retry: " + strconv.FormatInt(streamRetry.Milliseconds(), 10) + "\n\n")
 	w.Write(sseEvent("", uint64(max(skip, 0)), first))
 	if w.Flush() != nil {
@@ -88,14 +88,12 @@ func writeRoomStream(w *bufio.Writer, sub *realtime.Subscriber, first []byte, sk
 			if w.Flush() != nil {
 				return last
 			}
-			if m.ID > last {
-				last = m.ID
-				if time.Since(marked) > markReadEvery {
-					marked = time.Now()
-					go markRead(last)
-				}
-			}
+			last = max(last, m.ID)
 		case <-heartbeat.C:
+			if last > marked { // at most one read mark per heartbeat, off the hot path
+				marked = last
+				go markRead(last)
+			}
 			if _, err := w.WriteString(": ping\n\n"); err != nil || w.Flush() != nil {
 				return last
 			}

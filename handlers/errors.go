@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -24,7 +25,10 @@ func (h *Handlers) ErrorHandler(c *fiber.Ctx, err error) error {
 	if status >= fiber.StatusInternalServerError {
 		h.log.Error("request failed", slog.String("method", c.Method()), slog.String("path", c.Path()), slog.Any("error", err))
 	}
-	if isHTMX(c) {
+	switch {
+	case strings.HasPrefix(c.Path(), "/api/"):
+		return c.Status(status).JSON(fiber.Map{"error": message})
+	case isHTMX(c):
 		return render(c, status, views.ErrorFragment(message))
 	}
 	return render(c, status, views.ErrorView(views.ErrorPage{Layout: h.layout(c, message, ""), Status: status, Message: message}))

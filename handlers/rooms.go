@@ -226,23 +226,36 @@ func (h *Handlers) enterRoom(ctx context.Context, u *models.User, idParam string
 	if err != nil {
 		return room, err
 	}
-	if room.Kind == models.RoomOpen {
-		if join {
-			notice, err := h.store.Join(ctx, room.ID, u.ID)
-			if err != nil {
-				return room, err
-			}
-			if notice != nil {
-				h.publishMessage(ctx, room, *notice)
-			}
-		}
-		return room, nil
-	}
 	_, err = h.store.Membership(ctx, room.ID, u.ID)
-	if errors.Is(err, models.ErrNotFound) {
+	switch {
+	case err == nil:
+		return room, nil
+	case !errors.Is(err, models.ErrNotFound):
+		return room, err
+	case room.Kind != models.RoomOpen:
 		return room, fiber.NewError(fiber.StatusForbidden, "This room is for its members only.")
+	case join:
+		notice, err := h.store.Join(ctx, room.ID, u.ID)
+		if err != nil {
+			return room, err
+		}
+		if notice != nil {
+			h.publishMessage(ctx, room, *notice)
+		}
 	}
-	return room, err
+	return room, nil
+}
+
+// mayPost checks, on every send, that u may still post in room: anyone in an open room, members elsewhere.
+func (h *Handlers) mayPost(ctx context.Context, u *models.User, room models.Room) error {
+	if room.Kind == models.RoomOpen {
+		return nil
+	}
+	_, err := h.store.Membership(ctx, room.ID, u.ID)
+	if errors.Is(err, models.ErrNotFound) {
+		return fiber.NewError(fiber.StatusForbidden, "This room is for its members only.")
+	}
+	return err
 }
 
 // people is a room's member list with who is online now, online first.

@@ -13,9 +13,24 @@ import (
 	"switchboard/views"
 )
 
+// showTokensPage lists the tokens; right after one was created it also shows that token, once (it travels in
+// the session from the POST, so a reload neither repeats it nor creates another).
 func (h *Handlers) showTokensPage(c *fiber.Ctx) error {
-	return h.renderTokensPage(c, fiber.StatusOK, "", "")
+	sess, err := h.sessions.Get(c)
+	if err != nil {
+		return err
+	}
+	created, _ := sess.Get(newTokenKey).(string)
+	if created != "" {
+		sess.Delete(newTokenKey)
+		if err := sess.Save(); err != nil {
+			return err
+		}
+	}
+	return h.renderTokensPage(c, fiber.StatusOK, created, "")
 }
+
+const newTokenKey = "new_token"
 
 // renderTokensPage lists the user's tokens, with a token just created (shown this once) or a form error.
 func (h *Handlers) renderTokensPage(c *fiber.Ctx, status int, created, formError string) error {
@@ -41,7 +56,15 @@ func (h *Handlers) createToken(c *fiber.Ctx) error {
 		return err
 	}
 	h.log.Info("api token created", slog.Int64("user", viewer(c).ID), slog.Int64("token", t.ID))
-	return h.renderTokensPage(c, fiber.StatusOK, plain, "")
+	sess, err := h.sessions.Get(c)
+	if err != nil {
+		return err
+	}
+	sess.Set(newTokenKey, plain)
+	if err := sess.Save(); err != nil {
+		return err
+	}
+	return c.Redirect("/settings/tokens", fiber.StatusSeeOther)
 }
 
 func (h *Handlers) revokeToken(c *fiber.Ctx) error {

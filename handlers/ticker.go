@@ -3,6 +3,7 @@ package handlers
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/gofiber/fiber/v2"
 
 	"switchboard/market"
@@ -37,18 +39,25 @@ const (
 )
 
 // PublishQuote renders a new quote once per rendering and publishes each as a ready-to-write SSE event. The
-// market service calls it for every tick.
+// market service calls it for every tick. Each topic also retains a rendering without the flash (nothing just
+// moved for a page that opens now), which starts every new stream.
 func (h *Handlers) PublishQuote(q market.Quote) {
 	ctx := context.Background()
-	vq := h.viewQuote(q)
-	event := "quote-" + q.Symbol
-	for _, m := range []*realtime.Message{
-		{Topic: tickTable + q.Symbol, ID: int64(q.Seq), Data: sseEvent(event, q.Seq, h.fragment(ctx, views.QuoteCells(vq)))},
-		{Topic: tickDetail + q.Symbol, ID: int64(q.Seq), Data: sseEvent(event, q.Seq, h.fragment(ctx, views.QuoteDetail(vq)))},
-		{Topic: tickJSON + q.Symbol, ID: int64(q.Seq), Data: jsonEvent(q)},
+	live, still := h.viewQuote(q), h.viewQuote(q)
+	still.Up, still.Down = false, false
+	event, id := "quote-"+q.Symbol, int64(q.Seq)
+	frame := func(c templ.Component) []byte { return sseEvent(event, q.Seq, h.fragment(ctx, c)) }
+	data := jsonEvent(q)
+	for _, t := range []struct {
+		topic       string
+		live, still []byte
+	}{
+		{tickTable + q.Symbol, frame(views.QuoteCells(live)), frame(views.QuoteCells(still))},
+		{tickDetail + q.Symbol, frame(views.QuoteDetail(live)), frame(views.QuoteDetail(still))},
+		{tickJSON + q.Symbol, data, data},
 	} {
-		h.retainTick(m)
-		h.publish(ctx, m)
+		h.retainTick(&realtime.Message{Topic: t.topic, ID: id, Data: t.still})
+		h.publish(ctx, &realtime.Message{Topic: t.topic, ID: id, Data: t.live})
 	}
 }
 
@@ -205,7 +214,7 @@ func tickTopics(prefix string, symbols []string) []string {
 	return topics
 }
 
-// stream serves an SSE stream of the given topics, starting with first. Everything it needs is copied before the
+// stream serves an SSE stream of the given topics, starting with first (in id order). Everything it needs is copied before the
 // body writer starts: that writer runs after this handler returns and must not touch c. The stream ends when the
 // client is gone (a failed flush), on logout (the session topic's close), and at shutdown (every subscriber is
 // closed).
@@ -216,13 +225,10 @@ func (h *Handlers) stream(c *fiber.Ctx, topics []string, first []*realtime.Messa
 		topics = append(topics, session.Topic)
 	}
 	if err := h.openConn(u.ID, session); err != nil {
-		var refused errConnRefused
-		if errors.As(err, &refused) && refused.Code == realtime.ClosePolicyViolation {
-			return fiber.NewError(fiber.StatusTooManyRequests, "Too many open connections.")
-		}
-		return fiber.NewError(fiber.StatusServiceUnavailable, "The server is restarting.")
+		return streamRefused(err)
 	}
 	sub := h.hub.Subscribe(streamQueue, topics...)
+	slices.SortFunc(first, func(a, b *realtime.Message) int { return cmp.Compare(a.ID, b.ID) })
 	c.Set("Content-Type", "text/event-stream")
 	c.Set("Cache-Control", "no-cache")
 	c.Set("Connection", "keep-alive")
@@ -233,6 +239,15 @@ func (h *Handlers) stream(c *fiber.Ctx, topics []string, first []*realtime.Messa
 		writeStream(w, sub, first, h.beat)
 	})
 	return nil
+}
+
+// streamRefused is the HTTP answer to a stream that may not open: 429 over the user's cap, 503 while restarting.
+func streamRefused(err error) error {
+	var refused errConnRefused
+	if errors.As(err, &refused) && refused.Code == realtime.ClosePolicyViolation {
+		return fiber.NewError(fiber.StatusTooManyRequests, "Too many open connections.")
+	}
+	return fiber.NewError(fiber.StatusServiceUnavailable, "The server is restarting.")
 }
 
 // writeStream writes the first events, then each wave of queued ticks conflated to the newest per topic, and a
@@ -288,7 +303,7 @@ func conflate(wave []*realtime.Message, m *realtime.Message, queue <-chan *realt
 				wave[i] = m
 			}
 		default:
-			slices.SortFunc(wave, func(a, b *realtime.Message) int { return int(a.ID - b.ID) })
+			slices.SortFunc(wave, func(a, b *realtime.Message) int { return cmp.Compare(a.ID, b.ID) })
 			return wave
 		}
 	}

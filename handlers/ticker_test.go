@@ -170,6 +170,12 @@ func TestTickerStreamSnapshotThenTicks(t *testing.T) {
 	if strings.Contains(snap["quote-VOIDX"].Data, "<script") || !strings.Contains(snap["quote-VOIDX"].Data, "<td") {
 		t.Fatalf("not a row fragment: %s", snap["quote-VOIDX"].Data)
 	}
+	if strings.Contains(snap["quote-VOIDX"].Data, "flash-") {
+		t.Fatalf("the snapshot flashes though nothing just moved: %s", snap["quote-VOIDX"].Data)
+	}
+	if a, _ := strconv.Atoi(snap["quote-ACME"].ID); a < 1 {
+		t.Fatal("snapshot without ids")
+	}
 	last, _ := strconv.Atoi(snap["quote-VOIDX"].ID)
 	for i := 0; i < 5; i++ {
 		q := srv.tick("VOIDX", 102+float64(i))
@@ -205,6 +211,12 @@ func TestStockStreamJSONFilterAndResume(t *testing.T) {
 		srv.tick("ACME", 10+float64(i))
 	}
 
+	// Snapshot events come in id order, so Last-Event-ID after them resumes without repeats.
+	all := srv.newClient().openStream("/api/stock-stream", bearer)
+	a, b := all.next(t), all.next(t)
+	if ai, _ := strconv.Atoi(a.ID); ai >= func() int { bi, _ := strconv.Atoi(b.ID); return bi }() {
+		t.Fatalf("snapshot out of id order: %s then %s", a.ID, b.ID)
+	}
 	st := srv.newClient().openStream("/api/stock-stream?symbols=VOIDX", bearer)
 	ev := st.next(t)
 	var got struct {
@@ -251,10 +263,14 @@ var tokenShown = regexp.MustCompile(`id="new-token" readonly value="(sb_[^"]+)"`
 // createToken makes an API token through the settings page and returns it.
 func (c *client) createToken(name string) string {
 	c.t.Helper()
-	resp, body := c.post("/settings/tokens", url.Values{"name": {name}})
+	resp, _ := c.post("/settings/tokens", url.Values{"name": {name}})
+	if resp.StatusCode != http.StatusSeeOther {
+		c.t.Fatalf("create token: %d", resp.StatusCode)
+	}
+	_, body := c.get("/settings/tokens")
 	m := tokenShown.FindStringSubmatch(body)
-	if resp.StatusCode != http.StatusOK || m == nil {
-		c.t.Fatalf("create token: %d %.300s", resp.StatusCode, body)
+	if m == nil {
+		c.t.Fatalf("the new token is not shown: %.300s", body)
 	}
 	return m[1]
 }
@@ -263,9 +279,12 @@ func TestTokensPage(t *testing.T) {
 	srv := newTestServer(t)
 	ana := srv.signup("ana")
 	token := ana.createToken("feed")
-	_, body := ana.get("/settings/tokens")
+	_, body := ana.get("/settings/tokens") // a reload
 	if strings.Contains(body, token) || !strings.Contains(body, token[:9]) {
-		t.Fatal("the list shows the whole token, or not its hint")
+		t.Fatal("a reload shows the whole token again, or the list lacks its hint")
+	}
+	if toks, _ := srv.Store.Tokens(context.Background(), srv.user("ana").ID); len(toks) != 1 {
+		t.Fatalf("%d tokens after create and reload, want 1", len(toks))
 	}
 	toks, _ := srv.Store.Tokens(context.Background(), srv.user("ana").ID)
 	path := fmt.Sprintf("/settings/tokens/%d/revoke", toks[0].ID)
@@ -313,7 +332,7 @@ func TestIngestPrices(t *testing.T) {
 		want                     int
 		msg                      string
 	}{
-		{"no token", "", "", `[]`, 401, "API token is required"},
+		{"no token", "", "", `[]`, 401, `{"error":"An API token is required`},
 		{"not an admin", userToken, "", `[{"symbol":"VOIDX","price":1}]`, 403, "admin"},
 		{"not JSON", adminToken, "", `{`, 400, "JSON array"},
 		{"an object", adminToken, "", `{"symbol":"VOIDX","price":1}`, 400, "JSON array"},

@@ -49,7 +49,7 @@ func TickerView(p TickerPage) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			} else {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<table class=\"w-full text-sm tabular\"><thead class=\"text-left text-xs uppercase tracking-wide text-slate-500\"><tr><th scope=\"col\" class=\"py-2 pr-2\">Symbol</th><th scope=\"col\" class=\"py-2 px-2 text-right\">Price</th><th scope=\"col\" class=\"py-2 px-2 text-right\">Change</th><th scope=\"col\" class=\"py-2 px-2 text-right hidden sm:table-cell\">%</th><th scope=\"col\" class=\"py-2 pl-2\"><span class=\"sr-only\">Trend</span></th></tr></thead> <tbody id=\"quotes\" class=\"divide-y divide-slate-200 dark:divide-slate-700\">")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<table class=\"w-full table-fixed text-sm tabular\"><thead class=\"text-left text-xs uppercase tracking-wide text-slate-500\"><tr><th scope=\"col\" class=\"py-2 pr-2\">Symbol</th><th scope=\"col\" class=\"py-2 px-2 text-right w-24\">Price</th><th scope=\"col\" class=\"py-2 px-2 text-right w-20\">Change</th><th scope=\"col\" class=\"py-2 px-2 text-right w-20 hidden sm:table-cell\">%</th><th scope=\"col\" class=\"py-2 pl-2 w-24 sm:w-28\"><span class=\"sr-only\">Trend</span></th></tr></thead> <tbody id=\"quotes\" class=\"divide-y divide-slate-200 dark:divide-slate-700\">")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -329,7 +329,7 @@ func QuoteCells(q Quote) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "</td><td class=\"py-2 pl-2 w-28\">")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "</td><td class=\"py-2 pl-2\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -341,7 +341,7 @@ func QuoteCells(q Quote) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				var templ_7745c5c3_Var18 = []any{"h-6 w-24", trendClass(q.Change)}
+				var templ_7745c5c3_Var18 = []any{"h-6 w-full", trendClass(q.Change)}
 				templ_7745c5c3_Err = templ.RenderCSSItems(ctx, templ_7745c5c3_ElementWriter, templ_7745c5c3_Var18...)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
@@ -387,7 +387,7 @@ func QuoteCells(q Quote) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		} else {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 30, "<td class=\"py-2 px-2 text-right text-slate-400\">—</td><td class=\"py-2 px-2 text-right text-slate-400\">—</td><td class=\"py-2 px-2 text-right text-slate-400 hidden sm:table-cell\">—</td><td class=\"py-2 pl-2 w-28\"></td>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 30, "<td class=\"py-2 px-2 text-right text-slate-400\">—</td><td class=\"py-2 px-2 text-right text-slate-400\">—</td><td class=\"py-2 px-2 text-right text-slate-400 hidden sm:table-cell\">—</td><td class=\"py-2 pl-2\"></td>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -45,28 +45,35 @@
     });
   });
 
-  // ---- Outbox: a typed message stays in the outbox (kept in localStorage, per user and room) and shows as
-  // pending until the server's copy comes back carrying its client id. It is resent on every (re)connect; the
-  // server stores a (room, client id) once, so a resend is never a duplicate.
+  // ---- Outbox: a typed message stays in the outbox and shows as pending until the server's copy comes back
+  // carrying its client id. Each message has its own localStorage key (per user and room), so tabs never
+  // overwrite each other's, and a reload keeps them. Pending messages are resent on every (re)connect; the server
+  // stores a (room, client id) once, so a resend is never a duplicate. A message the server refuses stays in the
+  // list, marked "not sent" with the reason, until the writer edits or discards it.
 
   var main = document.querySelector("main[data-room]");
   var room = main ? main.dataset.room : "";
-  var outboxKey = "sb-outbox:" + me + ":" + room;
-  var outbox = [];
+  var prefix = "sb-out:" + me + ":" + room + ":";
   var live = null; // how to send while connected: the socket's wrapper, or "stream" (POST); null while down
 
-  function loadOutbox() {
-    try {
-      outbox = JSON.parse(localStorage.getItem(outboxKey) || "[]");
-    } catch (_) {
-      outbox = [];
+  function outbox() {
+    var items = [];
+    for (var i = 0; i < localStorage.length; i++) {
+      var key = localStorage.key(i);
+      if (key.indexOf(prefix) !== 0) continue;
+      try {
+        items.push(JSON.parse(localStorage.getItem(key)));
+      } catch (_) {}
     }
+    return items.sort(function (a, b) { return a.at - b.at; });
   }
-  function saveOutbox() {
+  function keep(item) {
     try {
-      if (outbox.length) localStorage.setItem(outboxKey, JSON.stringify(outbox));
-      else localStorage.removeItem(outboxKey);
+      localStorage.setItem(prefix + item.id, JSON.stringify(item));
     } catch (_) {}
+  }
+  function drop(id) {
+    localStorage.removeItem(prefix + id);
   }
 
   function newClientId() {
@@ -75,22 +82,59 @@
     return "c-" + Array.prototype.map.call(b, function (x) { return ("0" + x.toString(16)).slice(-2); }).join("");
   }
 
+  function button(label, action, id) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "ml-2 text-xs text-sky-700 underline dark:text-sky-400";
+    b.textContent = label;
+    b.dataset.outbox = action;
+    b.dataset.clientId = id;
+    return b;
+  }
+
   function showPending() {
     var list = document.getElementById("pending");
     if (!list) return;
     list.textContent = "";
-    outbox.forEach(function (item) {
+    outbox().forEach(function (item) {
       var li = document.createElement("li");
-      li.className = "pending py-1 whitespace-pre-wrap break-words opacity-60";
+      li.className = "pending py-1 whitespace-pre-wrap break-words";
       li.dataset.clientId = item.id;
-      li.textContent = item.text;
+      var text = document.createElement("span");
+      text.className = "opacity-60";
+      text.textContent = item.text;
       var state = document.createElement("span");
       state.className = "ml-2 text-xs";
-      state.textContent = live ? "sending…" : "waiting for the connection…";
+      li.appendChild(text);
       li.appendChild(state);
+      if (item.refused) {
+        state.className += " text-red-700 dark:text-red-300";
+        state.textContent = "Not sent: " + item.refused;
+        li.appendChild(button("Edit", "edit", item.id));
+        li.appendChild(button("Discard", "discard", item.id));
+      } else {
+        state.textContent = live ? "sending…" : "waiting for the connection…";
+      }
       list.appendChild(li);
     });
   }
+
+  document.addEventListener("click", function (e) {
+    var action = e.target.dataset && e.target.dataset.outbox;
+    if (!action) return;
+    var id = e.target.dataset.clientId;
+    var item = outbox().filter(function (it) { return it.id === id; })[0];
+    var field = document.getElementById("compose-text");
+    if (item && action === "edit" && field) {
+      field.value = field.value ? field.value + "\n" + item.text : item.text;
+      field.focus();
+    }
+    drop(id);
+    showPending();
+  });
+  window.addEventListener("storage", function (e) {
+    if (e.key && e.key.indexOf(prefix) === 0) showPending();
+  });
 
   function csrfToken() {
     var input = document.querySelector("#compose input[name=_csrf]");
@@ -98,12 +142,12 @@
   }
 
   function sendItem(item) {
-    if (!live) return;
+    if (!live || item.refused) return;
     if (live !== "stream") {
       live.sendImmediately(JSON.stringify({ text: item.text, client_id: item.id }));
       return;
     }
-    // Stream mode: post it; the copy comes back on the stream. A refusal shows its error like the socket's.
+    // Stream mode: post it; the copy comes back on the stream. A refusal is marked like the socket's.
     var form = new FormData();
     form.set("text", item.text);
     form.set("client_id", item.id);
@@ -116,33 +160,31 @@
     }).then(function (resp) {
       if (resp.ok || resp.status >= 500) return; // stored, or retried on the next reconnect
       return resp.text().then(function (body) {
-        var err = document.getElementById("compose-error");
-        if (err) {
-          var doc = new DOMParser().parseFromString(body, "text/html");
-          var msg = doc.getElementById("flash");
-          err.textContent = msg ? msg.textContent : "Your message was not sent.";
-          err.dataset.clientId = item.id;
-        }
-        settle();
+        var msg = new DOMParser().parseFromString(body, "text/html").getElementById("flash");
+        refuse(item.id, msg ? msg.textContent : "the server refused it");
       });
     }).catch(function () {});
   }
 
-  // settle takes out of the outbox what the server stored (its copy is in the page) or refused (its error names
-  // the send; the text goes back into the field).
+  function refuse(id, reason) {
+    var item = outbox().filter(function (it) { return it.id === id; })[0];
+    if (!item) return;
+    item.refused = reason || "the server refused it";
+    keep(item);
+    showPending();
+  }
+
+  // settle takes out of the outbox what the server stored (its copy is in the page), and marks what it refused
+  // (the socket's error fragment names the send).
   function settle() {
-    if (!outbox.length) return;
     var err = document.getElementById("compose-error");
-    var refused = err && err.dataset.clientId;
-    var field = document.getElementById("compose-text");
-    outbox = outbox.filter(function (item) {
-      if (item.id === refused) {
-        if (field && !field.value) field.value = item.text;
-        return false;
-      }
-      return !document.querySelector('#messages [data-client-id="' + item.id + '"]');
+    if (err && err.dataset.clientId) {
+      refuse(err.dataset.clientId, err.textContent);
+      delete err.dataset.clientId;
+    }
+    outbox().forEach(function (item) {
+      if (document.querySelector('#messages [data-client-id="' + item.id + '"]')) drop(item.id);
     });
-    saveOutbox();
     showPending();
   }
 
@@ -154,9 +196,8 @@
     var field = form.elements.text;
     var text = field ? field.value : "";
     if (!text.trim()) return;
-    var item = { id: newClientId(), text: text };
-    outbox.push(item);
-    saveOutbox();
+    var item = { id: newClientId(), text: text, at: Date.now() };
+    keep(item);
     form.reset();
     showPending();
     sendItem(item);
@@ -166,9 +207,11 @@
   // failing (a proxy that refuses upgrades).
 
   var failures = 0;
-  var opened = false;
+  var opened = false; // the current connection attempt opened
+  var everOpened = false; // some WebSocket opened on this page: later failures are outages, not a blocking proxy
 
   function connState(text, state) {
+    document.body.dataset.conn = state;
     var el = document.getElementById("conn-state");
     if (!el) return;
     el.textContent = text;
@@ -179,7 +222,7 @@
     failures = 0;
     connState("", "open");
     showPending();
-    outbox.forEach(sendItem);
+    outbox().forEach(sendItem);
   }
   function disconnected() {
     live = null;
@@ -206,12 +249,27 @@
     connState("connecting…", "connecting");
   });
   document.addEventListener("htmx:wsOpen", function (e) {
-    opened = true;
+    opened = everOpened = true;
     connected(e.detail.socketWrapper);
   });
-  document.addEventListener("htmx:wsClose", function () {
+  // The extension reconnects by itself after 1006, 1011, 1012 and 1013. Other codes end the connection for good:
+  // 1008 means signed out (or no longer allowed), the rest need a reload.
+  document.addEventListener("htmx:wsClose", function (e) {
+    var code = e.detail.event ? e.detail.event.code : 1006;
+    if (code === 1008) {
+      live = null;
+      connState("signed out: sign in again", "offline");
+      showPending();
+      return;
+    }
+    if ([1006, 1011, 1012, 1013].indexOf(code) < 0) {
+      live = null;
+      connState("disconnected: reload the page", "offline");
+      showPending();
+      return;
+    }
     disconnected();
-    if (!opened && ++failures >= 3) switchToStream();
+    if (!opened && !everOpened && ++failures >= 3) switchToStream();
   });
   document.addEventListener("htmx:sseOpen", function () {
     connected("stream");
@@ -390,11 +448,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     decorate();
-    if (room) {
-      loadOutbox();
-      settle();
-      showPending();
-    }
+    if (room) settle();
     var el = messages();
     if (el) el.scrollTop = el.scrollHeight;
     // The reader's own messages never count as unread for them.
