@@ -3,13 +3,13 @@ package models_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"switchboard/models"
 	"switchboard/models/modelstest"
@@ -36,39 +36,120 @@ func TestOpenURLForms(t *testing.T) {
 			t.Errorf("Close: %v", err)
 		}
 	}
-	for _, url := range []string{"postgres://u@localhost/db", "postgresql://localhost/db"} {
-		if _, err := models.Open(t.Context(), url); err == nil || !strings.Contains(err.Error(), "postgres is not supported yet") {
-			t.Errorf("Open(%q): err = %v", url, err)
-		}
-	}
 	for _, url := range []string{"", ":memory:", "file:x.db?mode=memory"} {
 		if _, err := models.Open(t.Context(), url); err == nil {
 			t.Errorf("Open(%q) succeeded", url)
 		}
 	}
+	// A postgres URL selects Postgres: a server that is not there is an error that names the URL, but never
+	// its password.
+	for _, url := range []string{"postgres://u:secret@127.0.0.1:1/db?connect_timeout=5", "postgresql://u:secret@127.0.0.1:1/db"} {
+		_, err := models.Open(t.Context(), url)
+		if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || strings.Contains(err.Error(), "secret") {
+			t.Errorf("Open(%q): err = %v", url, err)
+		}
+	}
+	if _, err := models.Open(t.Context(), "postgres://u@127.0.0.1/db?sslmode=bogus"); err == nil {
+		t.Error("Open with an invalid postgres URL succeeded")
+	}
 }
 
-func TestReopenKeepsData(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "app.db")
-	s, err := models.Open(t.Context(), path)
-	if err != nil {
+// TestOpenPostgres checks the Postgres pool: one pool of a fixed size serves both reads and writes, times
+// come back in UTC, and the store uses the schema named in the URL's search_path.
+func TestOpenPostgres(t *testing.T) {
+	s := modelstest.NewPostgresStore(t)
+	if s.Driver() != "postgres" {
+		t.Fatalf("Driver() = %q", s.Driver())
+	}
+	if err := s.Ping(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+	writer, reader := s.SQLDBs()
+	if writer != reader {
+		t.Error("Postgres writer and readers are different pools")
+	}
+	if n := writer.Stats().MaxOpenConnections; n < 4 || n > 50 {
+		t.Errorf("pool of %d connections", n)
 	}
 	alice := createUser(t, s, "alice")
-	if err := s.Close(); err != nil {
+	if alice.CreatedAt.Location() != time.UTC {
+		t.Errorf("CreatedAt in %v, want UTC", alice.CreatedAt.Location())
+	}
+	got, err := s.UserByID(t.Context(), alice.ID)
+	if err != nil || got.CreatedAt.Location() != time.UTC || !got.CreatedAt.Equal(alice.CreatedAt) {
+		t.Fatalf("UserByID = %+v, %v; CreatedAt %v want %v in UTC", got, err, got.CreatedAt, alice.CreatedAt)
+	}
+	var schema string
+	if err := writer.QueryRowContext(t.Context(), "SELECT current_schema()").Scan(&schema); err != nil {
 		t.Fatal(err)
 	}
-	s, err = models.Open(t.Context(), path) // migrates again
-	if err != nil {
+	if !strings.HasPrefix(schema, "sb_test_") {
+		t.Fatalf("current_schema() = %q", schema)
+	}
+	var tables int
+	err = writer.QueryRowContext(t.Context(),
+		"SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", schema).Scan(&tables)
+	if err != nil || tables != 6 {
+		t.Fatalf("%d tables in %s, want 6 (%v)", tables, schema, err)
+	}
+	if err := s.Close(); err != nil { // closing the one pool once, and again at cleanup, is fine
 		t.Fatal(err)
 	}
-	defer s.Close()
-	if u, err := s.UserByName(t.Context(), "alice"); err != nil || u.ID != alice.ID || !u.IsAdmin {
-		t.Fatalf("after reopen: %+v, %v", u, err)
+}
+
+// TestReopenKeepsData: opening an existing database migrates it again, keeping the data.
+func TestReopenKeepsData(t *testing.T) {
+	modelstest.EachURL(t, func(t *testing.T, url string) {
+		s, err := models.Open(t.Context(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice := createUser(t, s, "alice")
+		room := createRoom(t, s, "r", models.RoomOpen, alice.ID)
+		say(t, s, room.ID, alice.ID, "before")
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, err = models.Open(t.Context(), url) // migrates again
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if u, err := s.UserByName(t.Context(), "alice"); err != nil || u.ID != alice.ID || !u.IsAdmin {
+			t.Fatalf("after reopen: %+v, %v", u, err)
+		}
+		if m := say(t, s, room.ID, alice.ID, "after"); m.Author != "alice" {
+			t.Fatalf("message after reopen: %+v", m)
+		}
+	})
+}
+
+// TestConcurrentMigrations: instances that start at once on one empty database migrate it one after
+// another (on Postgres under an advisory lock), and all of them work.
+func TestConcurrentMigrations(t *testing.T) {
+	url := modelstest.PostgresURL(t)
+	const instances = 4
+	stores := make([]*models.Store, instances)
+	errs := make([]error, instances)
+	var wg sync.WaitGroup
+	for i := range instances {
+		wg.Go(func() { stores[i], errs[i] = models.Open(t.Context(), url) })
+	}
+	wg.Wait()
+	for i, s := range stores {
+		if errs[i] != nil {
+			t.Errorf("instance %d: %v", i, errs[i])
+			continue
+		}
+		createUser(t, s, fmt.Sprintf("user%d", i))
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
 	}
 }
 
 // TestPragmas checks the settings on every connection of both pools, held at once so that they are distinct.
+// It is SQLite-only: Postgres has one pool and no pragmas.
 func TestPragmas(t *testing.T) {
 	s := modelstest.NewStore(t)
 	writer, reader := s.SQLDBs()
@@ -125,11 +206,12 @@ func TestPragmas(t *testing.T) {
 	}
 }
 
-// TestWriteStorm: concurrent writers queue on the one writer connection instead of failing with
-// "database is locked", while readers keep reading.
-func TestWriteStorm(t *testing.T) {
+// TestWriteStorm: concurrent writers queue on the one writer connection (SQLite) or on the room's lock
+// (Postgres) instead of failing with "database is locked" or a serialization error, while readers keep reading.
+func TestWriteStorm(t *testing.T) { modelstest.Each(t, testWriteStorm) }
+
+func testWriteStorm(t *testing.T, s *models.Store) {
 	const writers, perWriter = 50, 100
-	s := modelstest.NewStore(t)
 	ctx := t.Context()
 	alice := createUser(t, s, "alice")
 	room := createRoom(t, s, "storm", models.RoomOpen, alice.ID)
@@ -140,7 +222,8 @@ func TestWriteStorm(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for readCtx.Err() == nil {
-				if _, err := s.RecentMessages(readCtx, room.ID, 50); err != nil && !errors.Is(err, context.Canceled) {
+				// A read cut short by stopReading may fail with context.Canceled or (pgx) an i/o timeout.
+				if _, err := s.RecentMessages(readCtx, room.ID, 50); err != nil && readCtx.Err() == nil {
 					errs <- fmt.Errorf("read: %w", err)
 					return
 				}

@@ -3,6 +3,8 @@ package models
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -35,6 +37,9 @@ func (s *Store) Join(ctx context.Context, roomID, userID int64) (*Message, error
 			return errors.New("cannot join a direct room")
 		}
 		m := Message{RoomID: roomID, UserID: userID, Kind: MessageJoin}
+		if err := s.lockRoomMessages(tx, roomID); err != nil {
+			return err
+		}
 		if err := tx.Create(&m).Error; err != nil {
 			return err
 		}
@@ -65,18 +70,24 @@ func (s *Store) Membership(ctx context.Context, roomID, userID int64) (Membershi
 	return m, nil
 }
 
-// Members returns the members of the room, ordered by username.
+// Members returns the members of the room, ordered by username (byte order).
 func (s *Store) Members(ctx context.Context, roomID int64) ([]User, error) {
 	var users []User
 	err := s.r.WithContext(ctx).
 		Joins("JOIN memberships ON memberships.user_id = users.id").
 		Where("memberships.room_id = ?", roomID).
-		Order("users.username").
 		Find(&users).Error
 	if err != nil {
 		return nil, wrap(err, "members of room %d", roomID)
 	}
+	sortUsers(users)
 	return users, nil
+}
+
+// sortUsers orders users by username in byte order. It sorts in Go, not with ORDER BY, because a Postgres
+// database's collation (en_US, say) may order "a_b" and "ab" differently from SQLite.
+func sortUsers(users []User) {
+	slices.SortFunc(users, func(x, y User) int { return strings.Compare(x.Username, y.Username) })
 }
 
 // MarkRead records that the user has read the room up to messageID; the mark never moves back. It does

@@ -43,6 +43,17 @@ type NewMessage struct {
 // CreateMessage stores a message and returns it with Author filled (created is true). When ClientID is set
 // and the room already has a message with that client id, it stores nothing and returns that message with
 // created false.
+//
+// Ordering invariant: within a room, ids are assigned in commit order, so a reader that has seen message n
+// never later finds a new message below n (the realtime replay, MessagesAfter(lastSeen), relies on it). On
+// SQLite the one writer connection gives that. On Postgres a sequence value is taken at insert, before commit,
+// so two concurrent inserts could commit out of id order; every insert of a message therefore first takes the
+// room's advisory transaction lock (see lockRoomMessages), which is released only after the commit is visible.
+// Across rooms ids are unordered in commit time, which nothing relies on.
+//
+// What the handlers add on top: they store and publish under one process-wide mutex, so subscribers of one
+// instance receive a room's messages in id order; across instances (issue 7) each instance fills gaps from
+// the database with MessagesAfter, which this invariant makes safe.
 func (s *Store) CreateMessage(ctx context.Context, nm NewMessage) (m Message, created bool, err error) {
 	m = Message{RoomID: nm.RoomID, UserID: nm.UserID, Kind: cmp.Or(nm.Kind, MessageText), Text: nm.Text}
 	if m.Kind != MessageText && m.Kind != MessageJoin {
@@ -52,6 +63,9 @@ func (s *Store) CreateMessage(ctx context.Context, nm NewMessage) (m Message, cr
 		m.ClientID = &nm.ClientID
 	}
 	err = s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockRoomMessages(tx, nm.RoomID); err != nil {
+			return err
+		}
 		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&m)
 		if res.Error != nil {
 			return res.Error
@@ -114,6 +128,16 @@ func (s *Store) LatestMessageID(ctx context.Context, roomID int64) (int64, error
 		return 0, wrap(err, "latest message in room %d", roomID)
 	}
 	return id, nil
+}
+
+// lockRoomMessages serializes the transactions that insert messages into the room, up to their commit, so
+// that ids in a room are committed in id order (see CreateMessage). Take it before inserting a message. It is
+// a no-op on SQLite, whose writes are serialized already.
+func (s *Store) lockRoomMessages(tx *gorm.DB, roomID int64) error {
+	if !s.onPostgres() {
+		return nil
+	}
+	return advisoryLock(tx, lockMessages, roomID)
 }
 
 // messages starts a query of messages that fills Author.

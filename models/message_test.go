@@ -3,14 +3,16 @@ package models_test
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"switchboard/models"
 	"switchboard/models/modelstest"
 )
 
-func TestJoinOnce(t *testing.T) {
-	s := modelstest.NewStore(t)
+func TestJoinOnce(t *testing.T) { modelstest.Each(t, testJoinOnce) }
+
+func testJoinOnce(t *testing.T, s *models.Store) {
 	ctx := t.Context()
 	alice := createUser(t, s, "alice")
 	room, err := s.EnsureRoom(ctx, "general", models.RoomOpen)
@@ -45,7 +47,10 @@ func TestJoinOnce(t *testing.T) {
 }
 
 func TestCreateMessageIdempotentOnClientID(t *testing.T) {
-	s := modelstest.NewStore(t)
+	modelstest.Each(t, testCreateMessageIdempotentOnClientID)
+}
+
+func testCreateMessageIdempotentOnClientID(t *testing.T, s *models.Store) {
 	ctx := t.Context()
 	alice := createUser(t, s, "alice")
 	room := createRoom(t, s, "r", models.RoomOpen, alice.ID)
@@ -84,8 +89,9 @@ func TestCreateMessageIdempotentOnClientID(t *testing.T) {
 	}
 }
 
-func TestMessagePaging(t *testing.T) {
-	s := modelstest.NewStore(t)
+func TestMessagePaging(t *testing.T) { modelstest.Each(t, testMessagePaging) }
+
+func testMessagePaging(t *testing.T, s *models.Store) {
 	ctx := t.Context()
 	alice := createUser(t, s, "alice")
 	room := createRoom(t, s, "r", models.RoomOpen, alice.ID)
@@ -140,8 +146,9 @@ func TestMessagePaging(t *testing.T) {
 	}
 }
 
-func TestMarkReadKeepsMax(t *testing.T) {
-	s := modelstest.NewStore(t)
+func TestMarkReadKeepsMax(t *testing.T) { modelstest.Each(t, testMarkReadKeepsMax) }
+
+func testMarkReadKeepsMax(t *testing.T, s *models.Store) {
 	ctx := t.Context()
 	alice, bob := createUser(t, s, "alice"), createUser(t, s, "bob")
 	room := createRoom(t, s, "r", models.RoomOpen, alice.ID)
@@ -167,5 +174,82 @@ func TestMarkReadKeepsMax(t *testing.T) {
 	}
 	if _, err := s.Membership(ctx, room.ID, bob.ID); err == nil {
 		t.Fatal("MarkRead made bob a member")
+	}
+}
+
+// TestMessageIDsCommitInOrder: while writers insert into one room concurrently, a reader that polls
+// MessagesAfter(the newest id it has seen) gets every message: no message ever commits with an id below one
+// already visible (the realtime replay relies on it; on Postgres the room's advisory lock keeps it).
+func TestMessageIDsCommitInOrder(t *testing.T) { modelstest.Each(t, testMessageIDsCommitInOrder) }
+
+func testMessageIDsCommitInOrder(t *testing.T, s *models.Store) {
+	const writers, perWriter = 8, 200
+	ctx := t.Context()
+	alice := createUser(t, s, "alice")
+	room := createRoom(t, s, "r", models.RoomOpen, alice.ID)
+	other := createRoom(t, s, "other", models.RoomOpen, alice.ID)
+
+	done := make(chan struct{})
+	var seen []int64
+	readerErr := make(chan error, 1)
+	go func() {
+		var last int64
+		poll := func() error {
+			ms, err := s.MessagesAfter(ctx, room.ID, last, 1000)
+			if err != nil {
+				return err
+			}
+			for _, m := range ms {
+				if m.ID <= last {
+					return fmt.Errorf("MessagesAfter(%d) returned %d", last, m.ID)
+				}
+				last = m.ID
+				seen = append(seen, m.ID)
+			}
+			return nil
+		}
+		for {
+			select {
+			case <-done:
+				readerErr <- poll() // the writers are done: one last poll sees the rest
+				return
+			default:
+			}
+			if err := poll(); err != nil {
+				readerErr <- err
+				return
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				roomID := room.ID
+				if i%10 == 9 { // some traffic in another room, which takes another lock
+					roomID = other.ID
+				}
+				if _, _, err := s.CreateMessage(ctx, models.NewMessage{RoomID: roomID, UserID: alice.ID, Text: fmt.Sprint(w, i)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(done)
+	if err := <-readerErr; err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.MessagesAfter(ctx, room.ID, 0, 2*writers*perWriter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != writers*perWriter*9/10 {
+		t.Fatalf("%d messages in the room, want %d", len(all), writers*perWriter*9/10)
+	}
+	if missed := len(all) - len(seen); missed != 0 || !slices.Equal(ids(all), seen) {
+		t.Fatalf("the polling reader missed %d messages: they committed below an id it had seen", missed)
 	}
 }

@@ -108,12 +108,13 @@ func (s *Store) DirectRoom(ctx context.Context, a, b int64) (room Room, created 
 	}
 	err = s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var users []User
-		if err := tx.Where("id IN ?", []int64{a, b}).Order("username").Find(&users).Error; err != nil {
+		if err := tx.Where("id IN ?", []int64{a, b}).Find(&users).Error; err != nil {
 			return err
 		}
 		if len(users) != 2 {
 			return ErrNotFound
 		}
+		sortUsers(users)
 		row := roomRow{Room: Room{
 			Name:        users[0].Username + " & " + users[1].Username,
 			Kind:        RoomDirect,

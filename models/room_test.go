@@ -9,8 +9,9 @@ import (
 	"switchboard/models/modelstest"
 )
 
-func TestEnsureRoomIdempotent(t *testing.T) {
-	s := modelstest.NewStore(t)
+func TestEnsureRoomIdempotent(t *testing.T) { modelstest.Each(t, testEnsureRoomIdempotent) }
+
+func testEnsureRoomIdempotent(t *testing.T, s *models.Store) {
 	a, err := s.EnsureRoom(t.Context(), "general", models.RoomOpen)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +33,10 @@ func TestEnsureRoomIdempotent(t *testing.T) {
 }
 
 func TestCreateRoomNameTakenIgnoringCase(t *testing.T) {
-	s := modelstest.NewStore(t)
+	modelstest.Each(t, testCreateRoomNameTakenIgnoringCase)
+}
+
+func testCreateRoomNameTakenIgnoringCase(t *testing.T, s *models.Store) {
 	alice := createUser(t, s, "alice")
 	if _, err := s.EnsureRoom(t.Context(), "general", models.RoomOpen); err != nil {
 		t.Fatal(err)
@@ -59,8 +63,9 @@ func TestCreateRoomNameTakenIgnoringCase(t *testing.T) {
 	}
 }
 
-func TestDirectRoom(t *testing.T) {
-	s := modelstest.NewStore(t)
+func TestDirectRoom(t *testing.T) { modelstest.Each(t, testDirectRoom) }
+
+func testDirectRoom(t *testing.T, s *models.Store) {
 	alice, bob, carol := createUser(t, s, "alice"), createUser(t, s, "bob"), createUser(t, s, "carol")
 
 	room, created, err := s.DirectRoom(t.Context(), bob.ID, alice.ID)
@@ -96,8 +101,9 @@ func TestDirectRoom(t *testing.T) {
 	}
 }
 
-func TestRoomsForUser(t *testing.T) {
-	s := modelstest.NewStore(t)
+func TestRoomsForUser(t *testing.T) { modelstest.Each(t, testRoomsForUser) }
+
+func testRoomsForUser(t *testing.T, s *models.Store) {
 	ctx := t.Context()
 	alice, bob, carol := createUser(t, s, "alice"), createUser(t, s, "bob"), createUser(t, s, "carol")
 	general, err := s.EnsureRoom(ctx, "general", models.RoomOpen)

@@ -4,11 +4,13 @@ import (
 	"testing"
 	"time"
 
+	"switchboard/models"
 	"switchboard/models/modelstest"
 )
 
-func TestSessionStorage(t *testing.T) {
-	s := modelstest.NewStore(t)
+func TestSessionStorage(t *testing.T) { modelstest.Each(t, testSessionStorage) }
+
+func testSessionStorage(t *testing.T, s *models.Store) {
 	st := s.Sessions()
 
 	if v, err := st.Get("missing"); v != nil || err != nil {
@@ -67,8 +69,9 @@ func TestSessionStorage(t *testing.T) {
 	}
 }
 
-func TestLiveSessions(t *testing.T) {
-	s := modelstest.NewStore(t)
+func TestLiveSessions(t *testing.T) { modelstest.Each(t, testLiveSessions) }
+
+func testLiveSessions(t *testing.T, s *models.Store) {
 	st := s.Sessions()
 	st.Set("forever", []byte("x"), 0)
 	st.Set("later", []byte("x"), time.Hour)

@@ -1,5 +1,5 @@
 // Package models is Switchboard's data layer: users, rooms, memberships, messages and web sessions,
-// stored through gorm in SQLite (and, later, Postgres).
+// stored through gorm in SQLite (the default) or Postgres (to run several instances on one database).
 package models
 
 import (
@@ -22,26 +22,35 @@ var ErrRoomNameTaken = errors.New("models: room name taken")
 
 // Store is the data layer. It is safe for concurrent use.
 //
-// Concurrency invariant: every write goes through w, which holds exactly one connection (SQLite has one writer
-// at a time, and a single connection means writers queue in Go instead of failing with "database is locked");
-// reads go through the pool r. Code inside a transaction uses only its tx, never s.w (that would deadlock on
-// the one writer connection) nor s.r (it would not see the transaction's own writes).
+// Concurrency invariant: every write goes through w and every read through r. On SQLite, w holds exactly one
+// connection (SQLite has one writer at a time, and a single connection means writers queue in Go instead of
+// failing with "database is locked") and r is a small read-only pool. On Postgres, w and r are the same pool,
+// and transactions that must be serialized across connections (and instances) take advisory locks: see
+// CreateUser and CreateMessage. On both, code inside a transaction uses only its tx, never s.w (on SQLite that
+// would deadlock on the one writer connection) nor s.r (it would not see the transaction's own writes).
 type Store struct {
 	driver   string
-	w        *gorm.DB // writer: one connection
-	r        *gorm.DB // readers: a small pool
+	w        *gorm.DB // writer: one connection on SQLite; the one pool on Postgres
+	r        *gorm.DB // readers: a small pool on SQLite; the same pool as w on Postgres
 	sessions *SessionStorage
 }
 
-// Close closes both connection pools.
+// Close closes the connection pools.
 func (s *Store) Close() error {
+	if s.r == s.w {
+		return closeDB(s.w)
+	}
 	// The writer closes last so that the last connection to go checkpoints the WAL.
 	return errors.Join(closeDB(s.r), closeDB(s.w))
 }
 
 // Ping checks that the database answers on both the writer and a reader connection.
 func (s *Store) Ping(ctx context.Context) error {
-	for _, db := range []*gorm.DB{s.w, s.r} {
+	dbs := []*gorm.DB{s.w, s.r}
+	if s.r == s.w {
+		dbs = dbs[:1]
+	}
+	for _, db := range dbs {
 		sqlDB, err := db.DB()
 		if err != nil {
 			return fmt.Errorf("models: ping: %w", err)
@@ -53,8 +62,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Driver names the database in use: "sqlite" (later "postgres").
+// Driver names the database in use: "sqlite" or "postgres".
 func (s *Store) Driver() string { return s.driver }
+
+// onPostgres reports whether the store is on Postgres.
+func (s *Store) onPostgres() bool { return s.driver == driverPostgres }
 
 // Sessions returns the web-session storage kept in the same database.
 func (s *Store) Sessions() *SessionStorage { return s.sessions }

@@ -10,8 +10,9 @@ import (
 	"switchboard/models/modelstest"
 )
 
-func TestTokens(t *testing.T) {
-	s := modelstest.NewStore(t)
+func TestTokens(t *testing.T) { modelstest.Each(t, testTokens) }
+
+func testTokens(t *testing.T, s *models.Store) {
 	ctx := context.Background()
 	ana, err := s.CreateUser(ctx, "ana", []byte("h"))
 	if err != nil {

@@ -22,7 +22,15 @@ type User struct {
 func (s *Store) CreateUser(ctx context.Context, username string, passwordHash []byte) (User, error) {
 	u := User{Username: username, PasswordHash: passwordHash}
 	err := s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		// Counting and inserting in one write transaction makes "first" exact: writers are serialized.
+		// Counting and inserting in one serialized transaction makes "first" exact. On SQLite writers are
+		// serialized by the one writer connection; on Postgres (READ COMMITTED, many connections, maybe many
+		// instances) by an advisory lock held until commit: the count, taken after the lock, sees every
+		// account created before.
+		if s.onPostgres() {
+			if err := advisoryLock(tx, lockSignup, 0); err != nil {
+				return err
+			}
+		}
 		var users int64
 		if err := tx.Model(&User{}).Count(&users).Error; err != nil {
 			return err
