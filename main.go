@@ -64,7 +64,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	hub := realtime.NewHub(realtime.NewMemoryBroker(), log)
+	broker, closeBroker, err := newBroker(cfg.RedisURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	hub := realtime.NewHub(broker, log)
 	symbols := cfg.Symbols
 	if len(symbols) == 0 {
 		symbols = market.DefaultSymbols()
@@ -111,7 +116,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	served := make(chan error, 1)
 	go func() { served <- app.Listener(ln) }()
-	log.Info("switchboard is listening", slog.String("addr", ln.Addr().String()), slog.String("db", store.Driver()))
+	log.Info("switchboard is listening", slog.String("addr", ln.Addr().String()), slog.String("db", store.Driver()),
+		slog.Bool("redis", cfg.RedisURL != ""))
 
 	select {
 	case err := <-served:
@@ -131,6 +137,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newBroker is the in-process broker, or Redis pub/sub when a URL is given (several instances). Redis need not be
+// up yet: the instance serves its own clients meanwhile and connects when Redis comes.
+func newBroker(url string, log *slog.Logger) (realtime.Broker, func() error, error) {
+	if url == "" {
+		return realtime.NewMemoryBroker(), func() error { return nil }, nil
+	}
+	b, err := realtime.NewRedisBroker(url, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, b.Close, nil
 }
 
 // assetURLs names the cache-busted URLs of the embedded static files.

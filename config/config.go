@@ -19,6 +19,7 @@ var symbolPattern = regexp.MustCompile(`^[A-Z0-9.-]{1,12}$`)
 type Config struct {
 	Addr           string   // listen address, e.g. ":3000"
 	DatabaseURL    string   // a SQLite path (default) or a postgres:// URL
+	RedisURL       string   // redis://… to fan out over Redis pub/sub (several instances); empty: in-process
 	AllowedOrigins []string // extra origins allowed to open WebSockets, e.g. "https://chat.example.com"
 	SecureCookies  bool     // mark cookies Secure (set when served over HTTPS)
 	Feed           string   // where prices come from: "sim" (simulated market) or "none" (only POST /api/prices)
@@ -38,6 +39,7 @@ type setting struct {
 var settings = []setting{
 	{"addr", "ADDR", ":3000", "listen address"},
 	{"db", "DATABASE_URL", "switchboard.db", "SQLite file path or postgres:// URL"},
+	{"redis", "REDIS_URL", "", "redis:// URL: fan out through Redis pub/sub so several instances share rooms"},
 	{"origins", "ALLOWED_ORIGINS", "", "comma-separated extra origins allowed to open WebSockets"},
 	{"secure-cookies", "SECURE_COOKIES", "false", "mark session cookies Secure (behind HTTPS)"},
 	{"feed", "FEED", "sim", "price source: sim (simulated market) or none (only POST /api/prices)"},
@@ -95,6 +97,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	cfg := Config{
 		Addr:           *values["addr"],
 		DatabaseURL:    *values["db"],
+		RedisURL:       *values["redis"],
 		AllowedOrigins: splitList(*values["origins"]),
 		SecureCookies:  secure,
 		Feed:           *values["feed"],
@@ -115,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if c.DatabaseURL == "" {
 		return errors.New("config: -db must not be empty")
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		return fmt.Errorf("config: -redis: %q is not a redis:// URL", c.RedisURL)
 	}
 	if c.Feed != "sim" && c.Feed != "none" {
 		return fmt.Errorf("config: -feed: %q is neither sim nor none", c.Feed)

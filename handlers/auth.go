@@ -229,10 +229,15 @@ func (h *Handlers) loginThrottled(c *fiber.Ctx) error {
 	return render(c, fiber.StatusTooManyRequests, views.AuthView(page))
 }
 
+// health answers 200 "ok" when the database answers, 200 "degraded" when it does but the broker (Redis) is
+// down (the instance still serves its own clients), and 503 when the database does not.
 func (h *Handlers) health(c *fiber.Ctx) error {
 	if err := h.store.Ping(c.UserContext()); err != nil {
 		h.log.Error("health check failed", slog.Any("error", err))
 		return c.Status(fiber.StatusServiceUnavailable).SendString("database unavailable")
+	}
+	if b, ok := h.hub.Broker().(interface{ Healthy() bool }); ok && !b.Healthy() {
+		return c.SendString("degraded")
 	}
 	return c.SendString("ok")
 }

@@ -133,6 +133,8 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 	}
 	h.presence.Connect(room.ID, u.ID)
 	defer h.presence.Disconnect(room.ID, u.ID)
+	h.gaps.enter(h, room.ID)
+	defer h.gaps.leave(room.ID)
 
 	first := append(h.fragment(ctx, views.RoomList(roomLinks(rooms, room.ID), true)), replay...)
 	markRead := func(id int64) {

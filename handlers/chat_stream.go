@@ -58,6 +58,8 @@ func (h *Handlers) roomStream(c *fiber.Ctx) error {
 		defer h.hub.Unsubscribe(sub)
 		h.presence.Connect(room.ID, u.ID)
 		defer h.presence.Disconnect(room.ID, u.ID)
+		h.gaps.enter(h, room.ID)
+		defer h.gaps.leave(room.ID)
 		if last := writeRoomStream(w, sub, first, skip, h.beat, markRead); last > 0 {
 			markRead(last)
 		}

@@ -90,6 +90,7 @@ type Handlers struct {
 
 	conns connLimits
 	sends sendLimits
+	gaps  gapFiller
 }
 
 // New builds the handlers. The presence tracker is built here because it calls back into the handlers.
@@ -112,6 +113,7 @@ func New(d Deps) *Handlers {
 	h.beat = cmp.Or(d.Heartbeat, streamHeartbeat)
 	h.pongWait = cmp.Or(d.PongWait, pongWait)
 	h.sessionCheck = cmp.Or(d.SessionCheck, sessionCheck)
+	h.gaps.rooms = make(map[int64]*roomGap)
 	h.conns.perUser = make(map[int64]int)
 	h.conns.sessions = make(map[string]*liveSession)
 	h.sends.buckets = make(map[int64]*rate.Limiter)

@@ -89,8 +89,13 @@ func (h *Handlers) closeConn(userID int64, s sessionRef) {
 }
 
 // Run does the handlers' background work until ctx is done: it closes (1008) the connections of sessions that
-// have expired or were deleted since they connected.
+// have expired or were deleted since they connected, and, when the broker can lose messages (Redis), it fills
+// the gaps of the rooms this instance's clients have open.
 func (h *Handlers) Run(ctx context.Context) {
+	if r, ok := h.hub.Broker().(realtime.Resyncer); ok {
+		h.hub.Observe(h.gaps.observe)
+		go h.runGapFill(ctx, r.Resynced())
+	}
 	t := time.NewTicker(h.sessionCheck)
 	defer t.Stop()
 	for {

@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -104,7 +105,11 @@ func (h *Handlers) kick(ctx context.Context, topic string) {
 // publish hands m to the hub. A failed publish is logged, never returned: the message is stored already, and
 // reconnecting clients replay it.
 func (h *Handlers) publish(ctx context.Context, m *realtime.Message) {
-	if err := h.hub.Publish(ctx, m); err != nil {
+	err := h.hub.Publish(ctx, m)
+	switch {
+	case errors.Is(err, realtime.ErrLocalOnly): // Redis is down: the broker logged the outage once
+		h.log.Debug("published locally only", slog.String("topic", m.Topic))
+	case err != nil:
 		h.log.Warn("publish failed", slog.String("topic", m.Topic), slog.Any("error", err))
 	}
 }

@@ -39,13 +39,19 @@ type testServer struct {
 // newTestServer starts the app; options may change its dependencies (e.g. shorter deadlines) before it is built.
 func newTestServer(t *testing.T, options ...func(*handlers.Deps)) *testServer {
 	t.Helper()
-	store := modelstest.NewStore(t)
+	return startServer(t, modelstest.NewStore(t), realtime.NewMemoryBroker(), options...)
+}
+
+// startServer starts the app on a given store and broker (two of them on one Postgres and one Redis are two
+// instances of a scaled-out deployment).
+func startServer(t *testing.T, store *models.Store, broker realtime.Broker, options ...func(*handlers.Deps)) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	if _, err := store.EnsureRoom(ctx, "general", models.RoomOpen); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hub := realtime.NewHub(realtime.NewMemoryBroker(), log)
+	hub := realtime.NewHub(broker, log)
 	go hub.Run(ctx)
 	mkt := market.NewService(market.DefaultSymbols())
 	deps := handlers.Deps{

@@ -383,3 +383,8 @@ func varint(s string) (int64, int) {
 	}
 	return 0, 0
 }
+
+// attach lets the hub receive local deliveries before Run has started (Redis down at start).
+func (b *RedisBroker) attach(deliver func(*Message)) {
+	b.deliver.CompareAndSwap(nil, &deliver)
+}

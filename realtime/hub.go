@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 )
 
 // Hub delivers published messages to the local subscribers of their topic.
@@ -23,6 +24,8 @@ type Hub struct {
 	topics    map[string]map[*Subscriber]struct{}
 	subs      map[*Subscriber]struct{} // every registered subscriber, including those with no topic yet
 	closeCode int                      // set by CloseAll; non-zero means new subscribers are born closed
+
+	observe atomic.Pointer[func(*Message)] // sees every delivered message (set once, before traffic)
 }
 
 // NewHub returns a hub fed by b. A nil log discards log output. When b is a *MemoryBroker the hub is attached to
@@ -37,8 +40,8 @@ func NewHub(b Broker, log *slog.Logger) *Hub {
 		topics: make(map[string]map[*Subscriber]struct{}),
 		subs:   make(map[*Subscriber]struct{}),
 	}
-	if mb, ok := b.(*MemoryBroker); ok {
-		mb.attach(h.deliver)
+	if a, ok := b.(attacher); ok {
+		a.attach(h.deliver)
 	}
 	return h
 }
@@ -149,9 +152,28 @@ func (h *Hub) Topics() int {
 	return len(h.topics)
 }
 
+// attacher is a broker that can deliver to its hub before Run has started (the memory broker always, the Redis
+// broker while Redis is down).
+type attacher interface{ attach(deliver func(*Message)) }
+
+// Observe makes fn see every message the hub delivers, once per message and before its subscribers get it (the
+// gap filler uses it to know which room messages arrived). fn must be quick and must not block.
+func (h *Hub) Observe(fn func(*Message)) {
+	h.observe.Store(&fn)
+}
+
+// PublishLocal delivers m to this process's subscribers only, bypassing the broker (a gap fill: the message was
+// published once already, and only this process missed it).
+func (h *Hub) PublishLocal(m *Message) {
+	h.deliver(m)
+}
+
 // deliver hands m to every local subscriber of its topic without blocking and without allocating: a full queue
 // drops that subscriber only, and a control message closes them all with its code.
 func (h *Hub) deliver(m *Message) {
+	if fn := h.observe.Load(); fn != nil {
+		(*fn)(m)
+	}
 	dropped := 0
 	h.mu.RLock()
 	for s := range h.topics[m.Topic] {

@@ -36,12 +36,24 @@
     };
   }
 
-  // Never show a message twice: drop pushed messages whose id is already in the page.
+  // Never show a message twice, and keep the list in id order: drop pushed messages already in the page, and put
+  // a late one (a gap filled after newer ones arrived) in its place instead of at the end.
   document.addEventListener("htmx:oobBeforeSwap", function (e) {
     var frag = e.detail.fragment;
-    if (!frag || !frag.children) return;
+    var list = messages();
+    if (!frag || !frag.children || !list) return;
     Array.prototype.slice.call(frag.children).forEach(function (el) {
-      if (el.id && el.id.indexOf("msg-") === 0 && document.getElementById(el.id)) el.remove();
+      if (!el.id || el.id.indexOf("msg-") !== 0) return;
+      if (document.getElementById(el.id)) {
+        el.remove();
+        return;
+      }
+      var id = parseInt(el.id.slice(4), 10);
+      if (id >= newestMessageId()) return;
+      var next = Array.prototype.find.call(list.querySelectorAll(":scope > [id^='msg-']"), function (m) {
+        return parseInt(m.id.slice(4), 10) > id;
+      });
+      if (next) list.insertBefore(el, next);
     });
   });
 
