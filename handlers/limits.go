@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,8 +93,15 @@ func (h *Handlers) closeConn(userID int64, s sessionRef) {
 // have expired or were deleted since they connected, and, when the broker can lose messages (Redis), it fills
 // the gaps of the rooms this instance's clients have open.
 func (h *Handlers) Run(ctx context.Context) {
-	if r, ok := h.hub.Broker().(realtime.Resyncer); ok {
-		h.hub.Observe(h.gaps.observe)
+	r, lossy := h.hub.Broker().(realtime.Resyncer)
+	h.hub.Observe(func(m *realtime.Message) {
+		if strings.HasPrefix(m.Topic, "tick:") {
+			h.retainTick(m) // ticks another instance published start this instance's streams too
+		} else if lossy {
+			h.gaps.observe(m)
+		}
+	})
+	if lossy {
 		go h.runGapFill(ctx, r.Resynced())
 	}
 	t := time.NewTicker(h.sessionCheck)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,4 +178,30 @@ func TestRedisDownDegradesButServes(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// One instance runs the market; pages on every instance show its prices, and a new stream anywhere starts with
+// the newest of each.
+func TestTicksReachEveryInstance(t *testing.T) {
+	a, b, _ := twoInstances(t)
+	ana := a.signup("ana")
+	onB := ana.on(b).openStream("/ticker/stream?symbols=VOIDX", nil)
+	time.Sleep(200 * time.Millisecond) // B's stream is subscribed
+	a.tick("VOIDX", 123.45)
+	if ev := onB.next(t); ev.Event != "quote-VOIDX" || !containsAll(ev.Data, "123.45") {
+		t.Fatalf("B's stream: %+v", ev)
+	}
+	late := ana.on(b).openStream("/ticker/stream?symbols=VOIDX", nil)
+	if ev := late.next(t); !containsAll(ev.Data, "123.45") {
+		t.Fatalf("a new stream on B does not start with the snapshot: %+v", ev)
+	}
+}
+
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }
