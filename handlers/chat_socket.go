@@ -266,25 +266,36 @@ func (h *Handlers) replay(ctx context.Context, roomID, after int64) (first []byt
 }
 
 // socket runs one WebSocket: the handler's goroutine reads, and exactly one writer goroutine writes everything
-// else (messages, pings, the close frame). The handler returns only after the writer has exited, because the
-// connection is recycled once it returns.
+// else (messages, pings, pongs, the close frame). The handler returns only after the writer has exited, because
+// the connection is recycled once it returns.
+//
+// The writer writes ready-made frames straight to the network connection: each message's frame is built once
+// and shared by every connection (Message.TextFrame), and the messages queued when the writer wakes go out in one
+// write. Every write is one whole frame or several, so they never interleave with the library's own control
+// frames (the reply to a close, 1009 on an oversize message), which are single writes too.
 type socket struct {
 	conn    *websocket.Conn
 	sub     *realtime.Subscriber
 	skip    int64         // queued room messages with an id up to this were replayed already
 	lastID  atomic.Int64  // the newest room message written
 	closing atomic.Bool   // the writer sent a close frame: the reader must not extend its deadline
+	pongs   chan []byte   // pings from the peer, answered by the writer
 	stopped chan struct{} // closed when the reader is finished
 	done    chan struct{} // closed when the writer has exited
 
 	pongWait time.Duration  // a peer silent this long is gone
 	markRead func(id int64) // called a little after room messages are written, with the newest (nil: no room)
 	marking  atomic.Bool    // a markRead is scheduled
+
+	deadline time.Time // the write deadline set on the connection (writer only)
+	batch    []byte    // frames gathered for one write (writer only)
 }
 
+const maxBatch = 64 // queued messages written together at most
+
 func (h *Handlers) startSocket(conn *websocket.Conn, sub *realtime.Subscriber, first []byte, skip int64, markRead func(int64)) *socket {
-	s := &socket{conn: conn, sub: sub, skip: skip, stopped: make(chan struct{}), done: make(chan struct{}),
-		pongWait: h.pongWait, markRead: markRead}
+	s := &socket{conn: conn, sub: sub, skip: skip, pongs: make(chan []byte, 1), stopped: make(chan struct{}),
+		done: make(chan struct{}), pongWait: h.pongWait, markRead: markRead}
 	go s.writeLoop(first)
 	return s
 }
@@ -296,29 +307,28 @@ func (s *socket) stop() int64 {
 	return s.lastID.Load()
 }
 
+var pingFrame = []byte{0x89, 0x00} // an empty ping
+
 // writeLoop is the connection's only writer.
 func (s *socket) writeLoop(first []byte) {
 	defer close(s.done)
 	ping := time.NewTicker(s.pongWait * 9 / 10) // pings keep proxies open and find dead peers
 	defer ping.Stop()
-	if first != nil && s.write(websocket.TextMessage, first) != nil {
+	if first != nil && s.write(realtime.AppendTextFrame(nil, first)) != nil {
 		return
 	}
 	for {
 		select {
 		case m := <-s.sub.C():
-			if m.ID != 0 && m.ID <= s.skip {
-				continue
-			}
-			if s.write(websocket.TextMessage, m.Data) != nil {
+			if frames := s.gather(m); frames != nil && s.write(frames) != nil {
 				return
 			}
-			if m.ID > s.lastID.Load() {
-				s.lastID.Store(m.ID)
-				s.scheduleMarkRead()
+		case p := <-s.pongs:
+			if s.write(append([]byte{0x8A, byte(len(p))}, p...)) != nil {
+				return
 			}
 		case <-ping.C:
-			if s.write(websocket.PingMessage, nil) != nil {
+			if s.write(pingFrame) != nil {
 				return
 			}
 		case <-s.sub.Done():
@@ -332,6 +342,49 @@ func (s *socket) writeLoop(first []byte) {
 			return
 		}
 	}
+}
+
+// gather returns the frames to write for m and whatever else is queued already (up to maxBatch more), skipping
+// what the replay sent. One message is written from its shared frame; several are copied into one buffer.
+func (s *socket) gather(m *realtime.Message) []byte {
+	var one []byte
+	s.batch = s.batch[:0]
+	for n := 0; ; n++ {
+		if m.ID == 0 || m.ID > s.skip {
+			if m.ID > s.lastID.Load() {
+				s.lastID.Store(m.ID)
+				s.scheduleMarkRead()
+			}
+			switch {
+			case one == nil && len(s.batch) == 0:
+				one = m.TextFrame()
+			case one != nil:
+				s.batch = append(append(s.batch, one...), m.TextFrame()...)
+				one = nil
+			default:
+				s.batch = append(s.batch, m.TextFrame()...)
+			}
+		}
+		if n == maxBatch {
+			break
+		}
+		var more bool
+		select {
+		case m = <-s.sub.C():
+			more = true
+		default:
+		}
+		if !more {
+			break
+		}
+	}
+	if one != nil {
+		return one
+	}
+	if len(s.batch) == 0 {
+		return nil
+	}
+	return s.batch
 }
 
 // scheduleMarkRead moves the reader's last-read mark a little later, off the writer (a database write must not
@@ -350,13 +403,21 @@ func (s *socket) scheduleMarkRead() {
 	})
 }
 
-// write sends one frame; on failure it unblocks the reader so the handler can finish.
-func (s *socket) write(kind int, data []byte) error {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(writeWait))
-	err := s.conn.WriteMessage(kind, data)
+// write sends whole frames; on failure it unblocks the reader so the handler can finish. The write deadline is
+// moved only when it is more than half used, which saves a timer update per write.
+func (s *socket) write(frames []byte) error {
+	now := time.Now()
+	if s.deadline.Sub(now) < writeWait/2 {
+		s.deadline = now.Add(writeWait)
+		_ = s.conn.NetConn().SetWriteDeadline(s.deadline)
+	}
+	_, err := s.conn.NetConn().Write(frames)
 	if err != nil {
 		s.closing.Store(true)
 		_ = s.conn.SetReadDeadline(time.Now())
+	}
+	if cap(s.batch) > 64<<10 {
+		s.batch = nil // a big burst's buffer is not kept for the connection's life
 	}
 	return err
 }
@@ -372,6 +433,14 @@ func (s *socket) readLoop(handle func([]byte) int) {
 	}
 	_ = extend("")
 	s.conn.SetPongHandler(extend)
+	// The writer answers pings, so that every data write stays with one goroutine.
+	s.conn.SetPingHandler(func(data string) error {
+		select {
+		case s.pongs <- []byte(data):
+		default: // a pong is on its way already
+		}
+		return nil
+	})
 	for {
 		kind, data, err := s.conn.ReadMessage()
 		if err != nil {
