@@ -42,6 +42,7 @@
     var frag = e.detail.fragment;
     var list = messages();
     if (!frag || !frag.children || !list) return;
+    endTyping(frag); // a message ends its author's typing notice
     Array.prototype.slice.call(frag.children).forEach(function (el) {
       if (!el.id || el.id.indexOf("msg-") !== 0) return;
       if (document.getElementById(el.id)) {
@@ -371,13 +372,15 @@
   function endTyping(frag) {
     var box = document.getElementById("typers");
     if (!box || !frag || !frag.querySelectorAll) return;
+    var ended = false;
     frag.querySelectorAll("article.msg[data-author]").forEach(function (a) {
-      box.querySelectorAll("[data-typer='" + CSS.escape(a.dataset.author) + "']").forEach(function (s) { s.remove(); });
+      box.querySelectorAll("[data-typer='" + CSS.escape(a.dataset.author) + "']").forEach(function (s) {
+        s.remove();
+        ended = true;
+      });
     });
+    if (ended) showTyping();
   }
-  document.addEventListener("htmx:oobAfterSwap", function (e) {
-    endTyping(e.detail.fragment);
-  });
   setInterval(showTyping, 1000);
 
   // ---- The page title counts unread messages in the user's other rooms.
