@@ -8,7 +8,6 @@ module.exports = {
     "./views/**/*.templ",
     "./views/**/*.go",
     "./static/js/app.js",
-    "./handlers/**/*.go",
   ],
   darkMode: "media",
   theme: {

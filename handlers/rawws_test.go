@@ -44,10 +44,9 @@ const (
 
 // rawOptions changes a raw handshake.
 type rawOptions struct {
-	Origin  string      // the Origin header; "" means the server's own origin, "-" means none
-	Header  http.Header // extra handshake headers
-	RecvBuf int         // if > 0, the client's socket receive buffer, so a client that never reads stalls soon
-	NoAuth  bool        // leave the session cookie out
+	Origin string      // the Origin header; "" means the server's own origin, "-" means none
+	Header http.Header // extra handshake headers
+	NoAuth bool        // leave the session cookie out
 }
 
 // rawDial connects and performs the HTTP/1.1 upgrade by hand with the client's session cookie; it fails the test
@@ -74,12 +73,6 @@ func (c *client) rawUpgrade(path string, opts rawOptions) (*rawWS, error) {
 		return nil, err
 	}
 	tcp := conn.(*net.TCPConn)
-	if opts.RecvBuf > 0 {
-		if err := tcp.SetReadBuffer(opts.RecvBuf); err != nil {
-			conn.Close()
-			return nil, err
-		}
-	}
 	keyBytes := make([]byte, 16)
 	rand.Read(keyBytes)
 	key := base64.StdEncoding.EncodeToString(keyBytes)
