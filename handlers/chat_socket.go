@@ -296,6 +296,12 @@ const maxBatch = 64 // queued messages written together at most
 func (h *Handlers) startSocket(conn *websocket.Conn, sub *realtime.Subscriber, first []byte, skip int64, markRead func(int64)) *socket {
 	s := &socket{conn: conn, sub: sub, skip: skip, pongs: make(chan []byte, 1), stopped: make(chan struct{}),
 		done: make(chan struct{}), pongWait: h.pongWait, markRead: markRead}
+	// A client too slow to keep up is dropped now, not when its stuck write times out: that write is cut short.
+	sub.OnClose(func(code int) {
+		if code == realtime.CloseTryAgainLater {
+			_ = conn.NetConn().SetWriteDeadline(time.Now())
+		}
+	})
 	go s.writeLoop(first)
 	return s
 }

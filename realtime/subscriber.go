@@ -18,6 +18,8 @@ type Subscriber struct {
 	done  chan struct{}
 	code  atomic.Int64 // the close code; 0 while open. Set once, before done is closed.
 
+	onClose atomic.Pointer[func(code int)] // called once, before done is closed (OnClose)
+
 	topics []string // the topics it is registered under; guarded by the owning Hub's mu
 }
 
@@ -73,6 +75,14 @@ func (s *Subscriber) close(code int) bool {
 	if !s.code.CompareAndSwap(0, int64(code)) {
 		return false
 	}
+	if fn := s.onClose.Load(); fn != nil {
+		(*fn)(code)
+	}
 	close(s.done)
 	return true
 }
+
+// OnClose makes fn run when s is closed, before Done is closed. It runs on the closing goroutine, possibly under
+// the Hub's lock, so it must not block: a connection uses it to cut short a write stuck on a peer that stopped
+// reading.
+func (s *Subscriber) OnClose(fn func(code int)) { s.onClose.Store(&fn) }
