@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -27,7 +28,7 @@ const (
 	pongWait      = 60 * time.Second // a peer silent for this long is gone (server pings come every 9/10 of it)
 	closeGrace    = time.Second      // after our close frame, how long to wait for the peer's
 	maxFrame      = 64 << 10         // read limit: a larger message closes the socket with 1009
-	sendQueue     = 256              // a subscriber's bounded queue; a full queue drops the client (1013)
+	sendQueue     = 128              // a subscriber's bounded queue; a full queue drops the client (1013)
 	replayLimit   = 500              // a reconnect that missed more gets the newest page instead
 	noReplay      = int64(-1)        // the socket did not ask for a replay
 	markReadEvery = 2 * time.Second  // how soon after a burst of messages an open room marks them read
@@ -37,10 +38,13 @@ const (
 
 // socketConfig is the upgrader's configuration. Origins stay open here because requireSocket checks the Origin
 // itself, before the upgrade, and answers 403 (the library would answer 426).
-func socketConfig(log *slog.Logger) websocket.Config {
+func socketConfig(log *slog.Logger, writeBuffers *sync.Pool) websocket.Config {
 	return websocket.Config{
 		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,
+		// Data frames go straight to the connection (socket.write); the library's writer serves only the rare
+		// control frame, so its buffer comes from a pool instead of living with every connection.
+		WriteBufferPool: writeBuffers,
 		RecoverHandler:  recoverSocket(log),
 	}
 }

@@ -91,6 +91,9 @@ type Handlers struct {
 	conns connLimits
 	sends sendLimits
 	gaps  gapFiller
+
+	// writeBuffers lends the WebSocket library a write buffer for its rare control frames.
+	writeBuffers sync.Pool
 }
 
 // New builds the handlers. The presence tracker is built here because it calls back into the handlers.
@@ -203,9 +206,12 @@ func (h *Handlers) Register(app *fiber.App) {
 	app.Post("/settings/tokens", h.requirePage, h.createToken)
 	app.Post("/settings/tokens/:id/revoke", h.requirePage, h.revokeToken)
 
+	// JSON API for programs (bearer API tokens).
+	h.registerAPI(app)
+
 	// Sockets: checked (session, Origin, room access) before the upgrade.
-	app.Get("/rooms/:id/ws", h.requireSocket, h.checkRoomSocket, websocket.New(h.roomSocket, socketConfig(h.log)))
-	app.Get("/ws", h.requireSocket, websocket.New(h.userSocket, socketConfig(h.log)))
+	app.Get("/rooms/:id/ws", h.requireSocket, h.checkRoomSocket, websocket.New(h.roomSocket, socketConfig(h.log, &h.writeBuffers)))
+	app.Get("/ws", h.requireSocket, websocket.New(h.userSocket, socketConfig(h.log, &h.writeBuffers)))
 
 	// Anything else.
 	app.Use(func(*fiber.Ctx) error { return fiber.NewError(fiber.StatusNotFound, "We couldn't find that page.") })

@@ -42,7 +42,7 @@ func TestSocketPanicCloses1011WithoutDetail(t *testing.T) {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	app.Get("/boom", websocket.New(func(*websocket.Conn) { panic("secret detail 123") }, socketConfig(log)))
+	app.Get("/boom", websocket.New(func(*websocket.Conn) { panic("secret detail 123") }, socketConfig(log, &sync.Pool{})))
 	app.Get("/echo", websocket.New(func(c *websocket.Conn) {
 		for {
 			kind, data, err := c.ReadMessage()
@@ -53,7 +53,7 @@ func TestSocketPanicCloses1011WithoutDetail(t *testing.T) {
 				return
 			}
 		}
-	}, socketConfig(log)))
+	}, socketConfig(log, &sync.Pool{})))
 	app.Get("/page", func(c *fiber.Ctx) error { return c.SendString("still serving") })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

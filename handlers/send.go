@@ -39,7 +39,7 @@ func (h *Handlers) send(ctx context.Context, u *models.User, room models.Room, t
 	}
 	h.sendMu.Lock()
 	defer h.sendMu.Unlock()
-	m, created, err := h.store.CreateMessage(ctx, models.NewMessage{RoomID: room.ID, UserID: u.ID, Text: text, ClientID: clientID})
+	m, created, err := h.store.CreateMessage(ctx, models.NewMessage{RoomID: room.ID, UserID: u.ID, Text: text, ClientID: clientID, Author: u.Username})
 	if err != nil {
 		return m, err
 	}

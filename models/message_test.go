@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -252,4 +253,30 @@ func testMessageIDsCommitInOrder(t *testing.T, s *models.Store) {
 	if missed := len(all) - len(seen); missed != 0 || !slices.Equal(ids(all), seen) {
 		t.Fatalf("the polling reader missed %d messages: they committed below an id it had seen", missed)
 	}
+}
+
+func TestCreateMessageAuthor(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		u, err := s.CreateUser(ctx, "ana", []byte("h"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.EnsureRoom(ctx, "general", models.RoomOpen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		given, _, err := s.CreateMessage(ctx, models.NewMessage{RoomID: r.ID, UserID: u.ID, Text: "a", Author: "ana"})
+		if err != nil || given.Author != "ana" || given.ID == 0 || given.CreatedAt.IsZero() {
+			t.Fatalf("with the author given: %+v, %v", given, err)
+		}
+		read, _, err := s.CreateMessage(ctx, models.NewMessage{RoomID: r.ID, UserID: u.ID, Text: "b"})
+		if err != nil || read.Author != "ana" || read.ID <= given.ID {
+			t.Fatalf("with the author read back: %+v, %v", read, err)
+		}
+		stored, err := s.MessagesAfter(ctx, r.ID, 0, 10)
+		if err != nil || len(stored) != 2 || stored[0].Text != "a" || !stored[0].CreatedAt.Equal(given.CreatedAt) {
+			t.Fatalf("stored: %+v, %v", stored, err)
+		}
+	})
 }
