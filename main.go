@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -114,6 +116,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}()
 	}
 
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, log)
+	}
 	served := make(chan error, 1)
 	go func() { served <- app.Listener(ln) }()
 	log.Info("switchboard is listening", slog.String("addr", ln.Addr().String()), slog.String("db", store.Driver()),
@@ -150,6 +155,18 @@ func newBroker(url string, log *slog.Logger) (realtime.Broker, func() error, err
 		return nil, nil, err
 	}
 	return b, b.Close, nil
+}
+
+// servePprof serves Go's profiler on its own listener, apart from the app (never on the public address).
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("profiler listening", slog.String("addr", addr))
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Error("profiler stopped", slog.Any("error", err))
+	}
 }
 
 // assetURLs names the cache-busted URLs of the embedded static files.

@@ -29,6 +29,7 @@ type Config struct {
 	SendRate       float64 // messages per second one user may send
 	SendBurst      int     // messages one user may send at once
 	MaxUserConns   int     // live sockets and streams one user may hold
+	PprofAddr      string  // where to serve net/http/pprof (e.g. 127.0.0.1:6060); empty: not served
 }
 
 // setting ties one flag to its environment variable and default.
@@ -48,6 +49,7 @@ var settings = []setting{
 	{"seed", "SEED", "0", "the simulator's random seed (0: pick one at start)"},
 	{"send-rate", "SEND_RATE", "5", "messages per second one user may send (a flood beyond it is refused)"},
 	{"send-burst", "SEND_BURST", "20", "messages one user may send at once, on top of the rate"},
+	{"pprof", "PPROF_ADDR", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; keep it private"},
 	{"max-user-conns", "MAX_USER_CONNS", "16", "live sockets and streams one user may hold over all tabs and devices"},
 }
 
@@ -107,6 +109,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 		SendRate:       sendRate,
 		SendBurst:      sendBurst,
 		MaxUserConns:   maxConns,
+		PprofAddr:      *values["pprof"],
 	}
 	return cfg, cfg.Validate()
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"runtime/debug"
 	"strconv"
@@ -28,7 +29,7 @@ const (
 	pongWait      = 60 * time.Second // a peer silent for this long is gone (server pings come every 9/10 of it)
 	closeGrace    = time.Second      // after our close frame, how long to wait for the peer's
 	maxFrame      = 64 << 10         // read limit: a larger message closes the socket with 1009
-	sendQueue     = 128              // a subscriber's bounded queue; a full queue drops the client (1013)
+	sendQueue     = 256              // a subscriber's bounded queue; a full queue drops the client (1013)
 	replayLimit   = 500              // a reconnect that missed more gets the newest page instead
 	noReplay      = int64(-1)        // the socket did not ask for a replay
 	markReadEvery = 2 * time.Second  // how soon after a burst of messages an open room marks them read
@@ -141,11 +142,7 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 	defer h.gaps.leave(room.ID)
 
 	first := append(h.fragment(ctx, views.RoomList(roomLinks(rooms, room.ID), true)), replay...)
-	markRead := func(id int64) {
-		if err := h.store.MarkRead(ctx, room.ID, u.ID, id); err != nil {
-			h.log.Warn("mark read", slog.Any("error", err))
-		}
-	}
+	markRead := func(id int64) { h.marks.note(room.ID, u.ID, id) }
 	s := h.startSocket(conn, sub, first, skip, markRead)
 	defer func() {
 		if last := s.stop(); last > 0 {
@@ -279,6 +276,7 @@ func (h *Handlers) replay(ctx context.Context, roomID, after int64) (first []byt
 // frames (the reply to a close, 1009 on an oversize message), which are single writes too.
 type socket struct {
 	conn    *websocket.Conn
+	nc      net.Conn // the network connection under conn, which the writer writes frames to
 	sub     *realtime.Subscriber
 	skip    int64         // queued room messages with an id up to this were replayed already
 	lastID  atomic.Int64  // the newest room message written
@@ -298,7 +296,7 @@ type socket struct {
 const maxBatch = 64 // queued messages written together at most
 
 func (h *Handlers) startSocket(conn *websocket.Conn, sub *realtime.Subscriber, first []byte, skip int64, markRead func(int64)) *socket {
-	s := &socket{conn: conn, sub: sub, skip: skip, pongs: make(chan []byte, 1), stopped: make(chan struct{}),
+	s := &socket{conn: conn, nc: conn.NetConn(), sub: sub, skip: skip, pongs: make(chan []byte, 1), stopped: make(chan struct{}),
 		done: make(chan struct{}), pongWait: h.pongWait, markRead: markRead}
 	// A client too slow to keep up is dropped now, not when its stuck write times out: that write is cut short.
 	sub.OnClose(func(code int) {
@@ -416,12 +414,15 @@ func (s *socket) scheduleMarkRead() {
 // write sends whole frames; on failure it unblocks the reader so the handler can finish. The write deadline is
 // moved only when it is more than half used, which saves a timer update per write.
 func (s *socket) write(frames []byte) error {
+	if s.nc == nil {
+		s.nc = s.conn.NetConn()
+	}
 	now := time.Now()
 	if s.deadline.Sub(now) < writeWait/2 {
 		s.deadline = now.Add(writeWait)
-		_ = s.conn.NetConn().SetWriteDeadline(s.deadline)
+		_ = s.nc.SetWriteDeadline(s.deadline)
 	}
-	_, err := s.conn.NetConn().Write(frames)
+	_, err := s.nc.Write(frames)
 	if err != nil {
 		s.closing.Store(true)
 		_ = s.conn.SetReadDeadline(time.Now())

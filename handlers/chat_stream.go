@@ -3,7 +3,6 @@ package handlers
 import (
 	"bufio"
 	"context"
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -45,11 +44,7 @@ func (h *Handlers) roomStream(c *fiber.Ctx) error {
 		return err
 	}
 	first := append(h.fragment(ctx, views.RoomList(roomLinks(rooms, room.ID), true)), replay...)
-	markRead := func(id int64) {
-		if err := h.store.MarkRead(ctx, room.ID, u.ID, id); err != nil {
-			h.log.Warn("mark read", slog.Any("error", err))
-		}
-	}
+	markRead := func(id int64) { h.marks.note(room.ID, u.ID, id) }
 	c.Set("Content-Type", "text/event-stream")
 	c.Set("Cache-Control", "no-cache")
 	c.Set("X-Accel-Buffering", "no")

@@ -91,6 +91,7 @@ type Handlers struct {
 	conns connLimits
 	sends sendLimits
 	gaps  gapFiller
+	marks readMarks
 
 	// writeBuffers lends the WebSocket library a write buffer for its rare control frames.
 	writeBuffers sync.Pool
@@ -117,6 +118,7 @@ func New(d Deps) *Handlers {
 	h.pongWait = cmp.Or(d.PongWait, pongWait)
 	h.sessionCheck = cmp.Or(d.SessionCheck, sessionCheck)
 	h.gaps.rooms = make(map[int64]*roomGap)
+	h.marks.pending = make(map[[2]int64]int64)
 	h.conns.perUser = make(map[int64]int)
 	h.conns.sessions = make(map[string]*liveSession)
 	h.sends.buckets = make(map[int64]*rate.Limiter)
@@ -224,6 +226,7 @@ func (h *Handlers) Shutdown(ctx context.Context) error {
 	h.presence.Close()
 	done := make(chan struct{})
 	go func() { h.conns.all.Wait(); close(done) }()
+	defer h.marks.flush(context.Background(), h.store, h.log) // the closed sockets' last read marks
 	select {
 	case <-done:
 		return nil

@@ -93,6 +93,7 @@ func (h *Handlers) closeConn(userID int64, s sessionRef) {
 // have expired or were deleted since they connected, and, when the broker can lose messages (Redis), it fills
 // the gaps of the rooms this instance's clients have open.
 func (h *Handlers) Run(ctx context.Context) {
+	go h.runReadMarks(ctx)
 	r, lossy := h.hub.Broker().(realtime.Resyncer)
 	h.hub.Observe(func(m *realtime.Message) {
 		if strings.HasPrefix(m.Topic, "tick:") {

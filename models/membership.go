@@ -98,3 +98,27 @@ func (s *Store) MarkRead(ctx context.Context, roomID, userID, messageID int64) e
 		Update("last_read_id", messageID).Error
 	return wrap(err, "mark room %d read by user %d", roomID, userID)
 }
+
+// ReadMark says a user has read a room up to a message.
+type ReadMark struct {
+	RoomID, UserID, MessageID int64
+}
+
+// MarkReadMany applies many read marks in one transaction (each keeps the maximum, as MarkRead does).
+func (s *Store) MarkReadMany(ctx context.Context, marks []ReadMark) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	err := s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, m := range marks {
+			err := tx.Model(&Membership{}).
+				Where("room_id = ? AND user_id = ? AND last_read_id < ?", m.RoomID, m.UserID, m.MessageID).
+				Update("last_read_id", m.MessageID).Error
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap(err, "mark %d rooms read", len(marks))
+}

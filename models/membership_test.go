@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -46,4 +47,25 @@ func testMembersByteOrder(t *testing.T, s *models.Store) {
 	if want := "[a-d a0 a_c ab b]"; fmt.Sprint(got) != want {
 		t.Fatalf("Members = %v, want %s", got, want)
 	}
+}
+
+func TestMarkReadMany(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, s *models.Store) {
+		ctx := context.Background()
+		u, _ := s.CreateUser(ctx, "ana", []byte("h"))
+		a, _ := s.CreateRoom(ctx, "a", models.RoomOpen, u.ID)
+		b, _ := s.CreateRoom(ctx, "b", models.RoomOpen, u.ID)
+		if err := s.MarkRead(ctx, b.ID, u.ID, 50); err != nil {
+			t.Fatal(err)
+		}
+		err := s.MarkReadMany(ctx, []models.ReadMark{{RoomID: a.ID, UserID: u.ID, MessageID: 7}, {RoomID: b.ID, UserID: u.ID, MessageID: 9}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ma, _ := s.Membership(ctx, a.ID, u.ID)
+		mb, _ := s.Membership(ctx, b.ID, u.ID)
+		if ma.LastReadID != 7 || mb.LastReadID != 50 {
+			t.Fatalf("last read: a=%d (want 7), b=%d (want 50, the max)", ma.LastReadID, mb.LastReadID)
+		}
+	})
 }
