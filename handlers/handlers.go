@@ -208,6 +208,9 @@ func (h *Handlers) Register(app *fiber.App) {
 	app.Post("/settings/tokens", h.requirePage, h.createToken)
 	app.Post("/settings/tokens/:id/revoke", h.requirePage, h.revokeToken)
 
+	// JSON API for programs (bearer API tokens).
+	h.registerAPI(app)
+
 	// Sockets: checked (session, Origin, room access) before the upgrade.
 	app.Get("/rooms/:id/ws", h.requireSocket, h.checkRoomSocket, websocket.New(h.roomSocket, socketConfig(h.log, &h.writeBuffers)))
 	app.Get("/ws", h.requireSocket, websocket.New(h.userSocket, socketConfig(h.log, &h.writeBuffers)))
