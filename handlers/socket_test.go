@@ -450,3 +450,31 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Errorf("CSP %q", csp)
 	}
 }
+
+// Membership is checked on every send, not only at connect: a member removed from a private room while
+// connected can post no more.
+func TestMembershipCheckedOnEverySend(t *testing.T) {
+	srv := newTestServer(t)
+	ana, bob := srv.signup("ana"), srv.signup("bob")
+	resp, _ := ana.post("/rooms", url.Values{"name": {"inner circle"}, "kind": {"private"}})
+	room := resp.Header.Get("Location")
+	ana.post(room+"/members", url.Values{"username": {"bob"}})
+	var id int64
+	fmt.Sscanf(room, "/rooms/%d", &id)
+	conn := bob.mustDial(room + "/ws")
+	send(t, conn, "while a member", "")
+	readUntil(t, conn, "while a member")
+	if err := srv.Store.Leave(context.Background(), id, srv.user("bob").ID); err != nil {
+		t.Fatal(err)
+	}
+	send(t, conn, "after removal", "")
+	if code := closeCode(t, conn); code != websocket.StatusPolicyViolation {
+		t.Fatalf("close %d, want 1008", code)
+	}
+	msgs, _ := srv.Store.RecentMessages(context.Background(), id, 100)
+	for _, m := range msgs {
+		if m.Text == "after removal" {
+			t.Fatal("a removed member's message was stored")
+		}
+	}
+}

@@ -122,3 +122,10 @@ func (s *Store) MarkReadMany(ctx context.Context, marks []ReadMark) error {
 	})
 	return wrap(err, "mark %d rooms read", len(marks))
 }
+
+// Leave removes a user's membership of a room (nothing when there is none). A private room's former member can
+// no longer read or post there.
+func (s *Store) Leave(ctx context.Context, roomID, userID int64) error {
+	err := s.w.WithContext(ctx).Where("room_id = ? AND user_id = ?", roomID, userID).Delete(&Membership{}).Error
+	return wrap(err, "remove user %d from room %d", userID, roomID)
+}
