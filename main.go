@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		symbols = market.DefaultSymbols()
 	}
 	mkt := market.NewService(symbols)
-	h := handlers.New(handlers.Deps{
+	deps := handlers.Deps{
 		Log:            log,
 		Store:          store,
 		Hub:            hub,
@@ -88,7 +88,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		SendRate:       rate.Limit(cfg.SendRate),
 		SendBurst:      cfg.SendBurst,
 		MaxUserConns:   cfg.MaxUserConns,
-	})
+	}
+	if cfg.RedisURL != "" {
+		// Several instances: who is online and the send limit are shared through Redis too.
+		limiter, err := realtime.NewRedisRateLimiter(cfg.RedisURL, cfg.SendRate, cfg.SendBurst, log)
+		if err != nil {
+			return err
+		}
+		defer limiter.Close()
+		deps.SendLimiter = limiter
+		deps.NewPresence = redisPresence(cfg.RedisURL, log)
+	}
+	h := handlers.New(deps)
 	app := h.NewApp()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -166,6 +177,18 @@ func servePprof(addr string, log *slog.Logger) {
 	log.Info("profiler listening", slog.String("addr", addr))
 	if err := http.ListenAndServe(addr, mux); err != nil {
 		log.Error("profiler stopped", slog.Any("error", err))
+	}
+}
+
+// redisPresence builds the presence tracker shared by every instance through Redis leases. It is called once.
+func redisPresence(url string, log *slog.Logger) func(time.Duration, func(int64)) handlers.PresenceTracker {
+	return func(linger time.Duration, onChange func(int64)) handlers.PresenceTracker {
+		p, err := realtime.NewRedisPresence(url, linger, onChange, log)
+		if err != nil { // the URL was checked already by the broker and the limiter
+			log.Error("presence over redis", slog.Any("error", err))
+			return realtime.NewPresence(linger, onChange)
+		}
+		return p
 	}
 }
 

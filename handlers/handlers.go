@@ -56,7 +56,34 @@ type Deps struct {
 	SendRate       rate.Limit    // messages per second per user; 0 means sendRate; load tests raise it
 	SendBurst      int           // the burst on top; 0 means sendBurst
 	MaxUserConns   int           // live sockets and streams per user; 0 means maxUserConns
+
+	// NewPresence builds the tracker of who is online (nil: in this process only; scale-out: Redis leases).
+	NewPresence func(linger time.Duration, onChange func(room int64)) PresenceTracker
+	// SendLimiter limits sends per user (nil: in this process, at SendRate and SendBurst; scale-out: Redis).
+	SendLimiter SendLimiter
 }
+
+// PresenceTracker is who is online in each room: realtime.Presence in one process, realtime.RedisPresence
+// across instances.
+type PresenceTracker interface {
+	Connect(room, user int64)
+	Disconnect(room, user int64)
+	Online(room int64) []int64
+	Close()
+}
+
+// SendLimiter is the per-user send limit: realtime.LocalRateLimiter, or realtime.RedisRateLimiter across
+// instances.
+type SendLimiter interface {
+	Allow(key string) bool
+}
+
+var (
+	_ PresenceTracker = (*realtime.Presence)(nil)
+	_ PresenceTracker = (*realtime.RedisPresence)(nil)
+	_ SendLimiter     = (*realtime.LocalRateLimiter)(nil)
+	_ SendLimiter     = (*realtime.RedisRateLimiter)(nil)
+)
 
 // Handlers serves every route. Create it with New and mount it with Register.
 type Handlers struct {
@@ -75,7 +102,8 @@ type Handlers struct {
 	sendRate     rate.Limit
 	sendBurst    int
 	maxUserConns int
-	presence     *realtime.Presence
+	presence     PresenceTracker
+	limiter      SendLimiter
 
 	// sendMu makes "store, then publish" one step, so messages are published in id order.
 	sendMu sync.Mutex
@@ -89,7 +117,6 @@ type Handlers struct {
 	ticks  map[string]*realtime.Message
 
 	conns connLimits
-	sends sendLimits
 	gaps  gapFiller
 	marks readMarks
 
@@ -97,7 +124,8 @@ type Handlers struct {
 	writeBuffers sync.Pool
 }
 
-// New builds the handlers. The presence tracker is built here because it calls back into the handlers.
+// New builds the handlers. The presence tracker is built here (from Deps.NewPresence) because it calls back into
+// the handlers.
 func New(d Deps) *Handlers {
 	h := &Handlers{
 		log:       d.Log,
@@ -121,7 +149,6 @@ func New(d Deps) *Handlers {
 	h.marks.pending = make(map[[2]int64]int64)
 	h.conns.perUser = make(map[int64]int)
 	h.conns.sessions = make(map[string]*liveSession)
-	h.sends.buckets = make(map[int64]*rate.Limiter)
 	h.sendRate, h.sendBurst = cmp.Or(d.SendRate, sendRate), cmp.Or(d.SendBurst, sendBurst)
 	h.maxUserConns = cmp.Or(d.MaxUserConns, maxUserConns)
 	for _, o := range d.AllowedOrigins {
@@ -136,7 +163,15 @@ func New(d Deps) *Handlers {
 		CookieSecure:   d.SecureCookies,
 		CookieSameSite: fiber.CookieSameSiteLaxMode,
 	})
-	h.presence = realtime.NewPresence(presenceLinger, h.schedulePeople)
+	if d.NewPresence != nil {
+		h.presence = d.NewPresence(presenceLinger, h.schedulePeople)
+	} else {
+		h.presence = realtime.NewPresence(presenceLinger, h.schedulePeople)
+	}
+	h.limiter = d.SendLimiter
+	if h.limiter == nil {
+		h.limiter = realtime.NewLocalRateLimiter(float64(h.sendRate), h.sendBurst)
+	}
 	return h
 }
 
@@ -240,6 +275,7 @@ func (h *Handlers) Shutdown(ctx context.Context) error {
 
 func (h *Handlers) loginLimiter(max int, key func(*fiber.Ctx) string) fiber.Handler {
 	return limiter.New(limiter.Config{
+		Storage:                h.store.Sessions(), // in the database, so every instance counts the same failures
 		Max:                    max,
 		Expiration:             loginWindow,
 		KeyGenerator:           key,

@@ -3,12 +3,12 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"golang.org/x/time/rate"
 
 	"switchboard/realtime"
 )
@@ -141,32 +141,10 @@ func (h *Handlers) closeDeadSessions(ctx context.Context) {
 	}
 }
 
-// sendLimits holds a token bucket per user. Idle full buckets are dropped now and then so the map stays small.
-type sendLimits struct {
-	mu      sync.Mutex
-	buckets map[int64]*rate.Limiter
-	adds    int
-}
-
-// allowSend takes one message from the user's bucket (by default 5 a second, bursts of 20); false means too fast.
+// allowSend takes one message from the user's allowance (by default 5 a second, bursts of 20, shared by every
+// instance when they share Redis); false means too fast.
 func (h *Handlers) allowSend(userID int64) bool {
-	l := &h.sends
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[userID]
-	if b == nil {
-		if l.adds++; l.adds%1024 == 0 {
-			now := time.Now()
-			for id, b := range l.buckets {
-				if b.TokensAt(now) >= float64(h.sendBurst) {
-					delete(l.buckets, id)
-				}
-			}
-		}
-		b = rate.NewLimiter(h.sendRate, h.sendBurst)
-		l.buckets[userID] = b
-	}
-	return b.Allow()
+	return h.limiter.Allow("send:" + strconv.FormatInt(userID, 10))
 }
 
 var errSendingTooFast = fiber.NewError(fiber.StatusTooManyRequests, "You're sending messages too fast. Wait a moment and try again.")

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"switchboard/handlers"
 	"switchboard/models"
 	"switchboard/models/modelstest"
 	"switchboard/realtime"
@@ -35,7 +36,21 @@ func twoInstances(t *testing.T) (a, b *testServer, redis *redistest.Server) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		servers = append(servers, startServer(t, store, broker, noSendLimit))
+		limiter, err := realtime.NewRedisRateLimiter(redis.URL, 1e6, 1e6, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { limiter.Close() })
+		servers = append(servers, startServer(t, store, broker, noSendLimit, func(d *handlers.Deps) {
+			d.SendLimiter = limiter
+			d.NewPresence = func(linger time.Duration, onChange func(int64)) handlers.PresenceTracker {
+				p, err := realtime.NewRedisPresence(redis.URL, linger, onChange, log)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+		}))
 		deadline := time.Now().Add(5 * time.Second)
 		for !broker.Healthy() && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
@@ -92,6 +107,9 @@ func TestTwoInstancesShareRooms(t *testing.T) {
 	}
 	onA := ana.mustDial(path)
 	sender := bob.mustDial(path)
+	// Who is online is right on both instances: ana (on A) sees bob (on B), and the other way round.
+	readUntilMatch(t, onA, `data-online="true"><span[^>]*></span> <a href="/dm/bob"`, 5*time.Second)
+	readUntilMatch(t, sender, `data-online="true"><span[^>]*></span> <a href="/dm/ana"`, 5*time.Second)
 	frames(onA, 300*time.Millisecond)
 	for i := 0; i < 200; i++ {
 		send(t, sender, fmt.Sprintf("from B %d", i), fmt.Sprintf("b-%d", i))
@@ -204,4 +222,45 @@ func containsAll(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// The send limit is per user across instances: a flood split over two instances is cut at the same total.
+func TestSendLimitAcrossInstances(t *testing.T) {
+	pg := modelstest.PostgresURL(t)
+	redis := redistest.StartLocal(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var servers []*testServer
+	for range 2 {
+		store, err := models.Open(context.Background(), pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		broker, _ := realtime.NewRedisBroker(redis.URL, log)
+		limiter, err := realtime.NewRedisRateLimiter(redis.URL, 1, 10, log) // 10 at once, then 1 a second
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { limiter.Close() })
+		servers = append(servers, startServer(t, store, broker, func(d *handlers.Deps) { d.SendLimiter = limiter }))
+	}
+	a, b := servers[0], servers[1]
+	ana := a.signup("ana")
+	general := a.roomID("general", a.user("ana").ID)
+	room := fmt.Sprintf("/rooms/%d", general)
+	ana.get(room)
+	onB := ana.on(b)
+	accepted := 0
+	for i := 0; i < 20; i++ {
+		c := ana
+		if i%2 == 1 {
+			c = onB
+		}
+		if resp, _ := c.post(room+"/messages", url.Values{"text": {fmt.Sprintf("flood %d", i)}}); resp.StatusCode == http.StatusSeeOther {
+			accepted++
+		}
+	}
+	if accepted < 10 || accepted > 12 {
+		t.Fatalf("%d of 20 sends accepted over two instances, want about the burst of 10", accepted)
+	}
 }

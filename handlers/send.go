@@ -132,7 +132,9 @@ func (h *Handlers) schedulePeople(room int64) {
 			h.log.Error("people list not pushed", slog.Int64("room", room), slog.Any("error", err))
 			return
 		}
-		h.publish(ctx, &realtime.Message{Topic: roomTopic(room), Data: h.fragment(ctx, views.People(people, true))})
+		// Every instance with clients in the room is told of the change and renders the list for its own
+		// clients, so the push stays local.
+		h.hub.PublishLocal(&realtime.Message{Topic: roomTopic(room), Data: h.fragment(ctx, views.People(people, true))})
 	})
 }
 

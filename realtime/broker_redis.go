@@ -271,7 +271,9 @@ func newRedisSub(ctx context.Context, client *redis.Client, pattern string) *red
 	// PSubscribe dials and subscribes now if it can; otherwise the first Receive retries. Either way the
 	// pattern is remembered and resubscribed on every reconnect.
 	s := &redisSub{ctx: ctx, client: client, pattern: pattern, ps: client.PSubscribe(ctx, pattern)}
+	s.mu.Lock() // close may run at once (ctx already done) and reads stop
 	s.stop = context.AfterFunc(ctx, s.close)
+	s.mu.Unlock()
 	return s
 }
 
@@ -295,9 +297,11 @@ func (s *redisSub) renew() {
 
 // close closes the current PubSub, which ends a Receive in progress; it is idempotent.
 func (s *redisSub) close() {
-	s.stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stop != nil {
+		s.stop()
+	}
 	if s.ps != nil {
 		_ = s.ps.Close()
 		s.ps = nil
