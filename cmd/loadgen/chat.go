@@ -79,7 +79,7 @@ func runChat(ctx context.Context, cfg config) (*chatResult, error) {
 		return nil, err
 	}
 	run := &chatRun{cfg: cfg}
-	before := mustProc(cfg.pid)
+	before := mustProc(cfg)
 
 	clients := make([]*chatClient, cfg.conns)
 	for i := range clients {
@@ -94,7 +94,7 @@ func runChat(ctx context.Context, cfg config) (*chatResult, error) {
 	start := time.Now()
 	err = parallel(ctx, cfg.conns, cfg.dialConc, func(ctx context.Context, i int) error {
 		c := clients[i]
-		conn, err := dialWS(ctx, cfg.client, d, i, b.socketURL(c.room, -1), b.roomUser(c.room).cookieHeader())
+		conn, err := dialWS(ctx, cfg.client, d, i, b.socketURL(i, c.room, -1), b.roomUser(c.room).cookieHeader())
 		if err != nil {
 			return fmt.Errorf("client %d (room %d): %w", i, c.room, explain(err))
 		}
@@ -122,9 +122,9 @@ func runChat(ctx context.Context, cfg config) (*chatResult, error) {
 	if err := sleepCtx(ctx, settle); err != nil {
 		return nil, err
 	}
-	idle := mustProc(cfg.pid)
+	idle := mustProc(cfg)
 	run.measuring.Store(true)
-	startStats := mustProc(cfg.pid)
+	startStats := mustProc(cfg)
 	cpu0 := selfCPU()
 
 	// Open loop: sender k sends at phase k/rate and then every senders/rate seconds, whatever happens to the
@@ -171,7 +171,7 @@ func runChat(ctx context.Context, cfg config) (*chatResult, error) {
 	if err := sleepCtx(ctx, settle); err != nil { // let in-flight deliveries land
 		return nil, err
 	}
-	end := mustProc(cfg.pid)
+	end := mustProc(cfg)
 	wall := time.Since(t0).Seconds()
 	clientCPU := (selfCPU() - cpu0).Seconds()
 	run.measuring.Store(false)

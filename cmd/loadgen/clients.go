@@ -59,8 +59,11 @@ func (b *bench) roomSize(r int) int {
 }
 
 // socketURL is room r's WebSocket URL; after ≥ 0 asks for a replay of what came after that message id.
-func (b *bench) socketURL(room int, after int64) string {
+func (b *bench) socketURL(client, room int, after int64) string {
 	u := *b.cfg.url
+	if n := len(b.cfg.alsoURLs); n > 0 && client%(n+1) > 0 {
+		u = *b.cfg.alsoURLs[client%(n+1)-1]
+	}
 	u.Path = "/rooms/" + strconv.FormatInt(b.rooms[room], 10) + "/ws"
 	if after >= 0 {
 		u.RawQuery = url.Values{"after": {strconv.FormatInt(after, 10)}}.Encode()

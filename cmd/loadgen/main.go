@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,8 @@ type config struct {
 	mode      string
 	url       *url.URL
 	pid       int
+	alsoURLs  []*url.URL // more instances of one deployment: client i connects to instance i % (1 + len)
+	alsoPIDs  []int      // their pids: CPU and memory figures add up every instance
 	conns     int
 	rooms     int
 	senders   int
@@ -95,6 +98,8 @@ func parseFlags(args []string) (config, error) {
 	rawURL := fs.String("url", "http://127.0.0.1:3000", "the server's base URL")
 	fs.StringVar(&cfg.mode, "mode", "chat", "chat, sse or reconnect")
 	fs.IntVar(&cfg.pid, "pid", 0, "the server's pid, for CPU and memory figures from /proc (0: none)")
+	alsoURL := fs.String("also-url", "", "chat: comma-separated base URLs of more instances sharing the database and Redis; clients are spread over all instances, setup goes through --url")
+	alsoPID := fs.String("also-pid", "", "comma-separated pids of the --also-url instances (figures add up all instances)")
 	fs.IntVar(&cfg.conns, "conns", 1000, "client connections (chat, reconnect) or stream subscribers (sse)")
 	fs.IntVar(&cfg.rooms, "rooms", 10, "rooms; client i joins room i % rooms")
 	fs.IntVar(&cfg.senders, "senders", 10, "clients 0..senders-1 send; sender k sends in room k % rooms")
@@ -126,6 +131,26 @@ func parseFlags(args []string) (config, error) {
 	}
 	u.Scheme = "http"
 	cfg.url = u
+	for _, raw := range strings.Split(*alsoURL, ",") {
+		if raw = strings.TrimSpace(raw); raw == "" {
+			continue
+		}
+		au, err := url.Parse(strings.TrimSuffix(raw, "/"))
+		if err != nil || au.Host == "" {
+			return cfg, fmt.Errorf("--also-url: %q is not like http://127.0.0.1:3001", raw)
+		}
+		cfg.alsoURLs = append(cfg.alsoURLs, au)
+	}
+	for _, raw := range strings.Split(*alsoPID, ",") {
+		if raw = strings.TrimSpace(raw); raw == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(raw)
+		if err != nil {
+			return cfg, fmt.Errorf("--also-pid: %q is not a pid", raw)
+		}
+		cfg.alsoPIDs = append(cfg.alsoPIDs, pid)
+	}
 	switch {
 	case cfg.mode != "chat" && cfg.mode != "sse" && cfg.mode != "reconnect":
 		return cfg, fmt.Errorf("--mode: %q is not chat, sse or reconnect", cfg.mode)

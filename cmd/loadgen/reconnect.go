@@ -124,7 +124,7 @@ func runReconnect(ctx context.Context, cfg config) (*reconnectResult, error) {
 	runCtx := ctx // the clients live as long as the run, not as long as the connect phase
 	err = parallel(ctx, cfg.conns, cfg.dialConc, func(ctx context.Context, i int) error {
 		c := clients[i]
-		conn, err := dialWS(ctx, cfg.client, d, i, b.socketURL(c.room, -1), b.roomUser(c.room).cookieHeader())
+		conn, err := dialWS(ctx, cfg.client, d, i, b.socketURL(i, c.room, -1), b.roomUser(c.room).cookieHeader())
 		if err != nil {
 			return fmt.Errorf("client %d (room %d): %w", i, c.room, explain(err))
 		}
@@ -305,7 +305,7 @@ func (r *rcRun) keep(ctx context.Context, c *rcClient, conn wsConn) {
 		}
 		c.mu.Unlock()
 		var err error
-		conn, err = dialWS(ctx, r.cfg.client, r.d, c.i, r.b.socketURL(c.room, after), r.b.roomUser(c.room).cookieHeader())
+		conn, err = dialWS(ctx, r.cfg.client, r.d, c.i, r.b.socketURL(c.i, c.room, after), r.b.roomUser(c.room).cookieHeader())
 		if err != nil {
 			conn = nil
 			c.mu.Lock()

@@ -90,7 +90,7 @@ func runSSE(ctx context.Context, cfg config) (*sseResult, error) {
 		}
 	}
 
-	before := mustProc(cfg.pid)
+	before := mustProc(cfg)
 	conns := make([]io.Closer, cfg.conns)
 	defer func() {
 		run.closing.Store(true)
@@ -121,16 +121,16 @@ func runSSE(ctx context.Context, cfg config) (*sseResult, error) {
 	if err := sleepCtx(ctx, settle); err != nil {
 		return nil, err
 	}
-	idle := mustProc(cfg.pid)
+	idle := mustProc(cfg)
 	run.measuring.Store(true)
-	startStats := mustProc(cfg.pid)
+	startStats := mustProc(cfg)
 	cpu0 := selfCPU()
 	t0 := time.Now()
 	if err := sleepCtx(ctx, time.Duration(cfg.seconds*float64(time.Second))); err != nil {
 		return nil, err
 	}
 	run.measuring.Store(false)
-	end := mustProc(cfg.pid)
+	end := mustProc(cfg)
 	wall := time.Since(t0).Seconds()
 	clientCPU := (selfCPU() - cpu0).Seconds()
 

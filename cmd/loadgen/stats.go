@@ -57,13 +57,20 @@ func readProc(pid int) (procStats, error) {
 	return procStats{cpu: (utime + stime) / clockTicks, rss: kb * 1024, ok: true}, nil
 }
 
-// mustProc is readProc for the measurement points: a server that has gone away ends the run.
-func mustProc(pid int) procStats {
-	s, err := readProc(pid)
-	if err != nil {
-		fatalf("%v (is --pid the server's pid, and is it still running?)", err)
+// mustProc is readProc for the measurement points, summed over every instance (--pid and --also-pid): a server
+// that has gone away ends the run.
+func mustProc(cfg config) procStats {
+	var sum procStats
+	for _, pid := range append([]int{cfg.pid}, cfg.alsoPIDs...) {
+		s, err := readProc(pid)
+		if err != nil {
+			fatalf("%v (is --pid the server's pid, and is it still running?)", err)
+		}
+		sum.cpu += s.cpu
+		sum.rss += s.rss
+		sum.ok = sum.ok || s.ok
 	}
-	return s
+	return sum
 }
 
 // selfCPU is this process's user+system CPU time.
