@@ -1,0 +1,61 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+)
+
+func benchStore(b *testing.B) (*Store, int64, int64) {
+	s, err := Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	u, err := s.CreateUser(context.Background(), "ana", []byte("h"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := s.EnsureRoom(context.Background(), "general", RoomOpen)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, u.ID, r.ID
+}
+
+// BenchmarkCreateMessage is the send path's insert: one statement per message, with a client id.
+func BenchmarkCreateMessage(b *testing.B) {
+	s, user, room := benchStore(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		nm := NewMessage{RoomID: room, UserID: user, Text: "hello there", ClientID: fmt.Sprintf("c-%d", i), Author: "ana"}
+		if _, _, err := s.CreateMessage(ctx, nm); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCreateMessagesGrouped inserts messages 64 to a transaction (multi-row INSERTs): what a group commit
+// would cost per message, for comparison with BenchmarkCreateMessage.
+func BenchmarkCreateMessagesGrouped(b *testing.B) {
+	s, user, room := benchStore(b)
+	const group = 64
+	batch := make([]messageRow, group)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		for j := range batch {
+			n++
+			id := fmt.Sprintf("g-%d", n)
+			batch[j] = messageRow{Message: Message{RoomID: room, UserID: user, Kind: MessageText, Text: "hello there", ClientID: &id}}
+		}
+		if err := s.w.CreateInBatches(batch, group).Error; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/message")
+}
