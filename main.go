@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -45,6 +46,10 @@ func main() {
 // run wires config → database → store → hub → market → handlers → Fiber app, serves until ctx is done, then shuts down:
 // stop accepting, close every socket with 1012, wait for the handlers, close the database last.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	backup := len(args) > 0 && args[0] == "backup"
+	if backup {
+		args = args[1:]
+	}
 	cfg, err := config.Load(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -52,7 +57,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	if cfg.Version {
+		fmt.Fprintln(stdout, "switchboard", version())
+		return nil
+	}
+	if backup {
+		return backupTo(ctx, cfg, stdout)
+	}
 	log := slog.New(slog.NewTextHandler(stdout, nil))
+	if cfg.LogFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(stdout, nil))
+	}
 
 	store, err := models.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -153,6 +168,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// backupTo writes a consistent online copy of the SQLite database: `switchboard backup [-db FILE] COPY`.
+func backupTo(ctx context.Context, cfg config.Config, stdout io.Writer) error {
+	if len(cfg.Args) != 1 {
+		return errors.New("usage: switchboard backup [-db switchboard.db] COPY.db")
+	}
+	store, err := models.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Backup(ctx, cfg.Args[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backed up %s to %s\n", cfg.DatabaseURL, cfg.Args[0])
+	return nil
+}
+
+// version is the module version, or the VCS revision the binary was built from.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	return v
 }
 
 // newBroker is the in-process broker, or Redis pub/sub when a URL is given (several instances). Redis need not be

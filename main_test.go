@@ -7,8 +7,11 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
+
+	"switchboard/models"
 )
 
 // TestRunServesAndShutsDown starts the real binary's run on a random port and a fresh SQLite file, checks that it
@@ -59,5 +62,45 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("run did not return after shutdown")
+	}
+}
+
+func TestBackupCommandAndVersion(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "sb.db")
+	env := func(string) string { return "" }
+	var out strings.Builder
+	store, err := models.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.EnsureRoom(context.Background(), "general", models.RoomOpen); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	copyPath := filepath.Join(dir, "copy.db")
+	if err := run(context.Background(), []string{"backup", "-db", db, copyPath}, env, &out); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	if !strings.Contains(out.String(), "backed up") {
+		t.Fatalf("output %q", out.String())
+	}
+	copied, err := models.Open(context.Background(), copyPath)
+	if err != nil {
+		t.Fatalf("the copy does not open: %v", err)
+	}
+	if _, err := copied.RoomByID(context.Background(), 1); err != nil {
+		t.Fatalf("the copy lacks #general: %v", err)
+	}
+	copied.Close()
+	if err := run(context.Background(), []string{"backup", "-db", db, copyPath}, env, io.Discard); err == nil {
+		t.Fatal("a backup over an existing file succeeded")
+	}
+	if err := run(context.Background(), []string{"backup", "-db", db}, env, io.Discard); err == nil || !strings.Contains(err.Error(), "usage") {
+		t.Fatalf("backup without a target: %v", err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"-version"}, env, &out); err != nil || !strings.HasPrefix(out.String(), "switchboard ") {
+		t.Fatalf("-version: %q, %v", out.String(), err)
 	}
 }

@@ -25,11 +25,14 @@ type Config struct {
 	Feed           string   // where prices come from: "sim" (simulated market) or "none" (only POST /api/prices)
 	Symbols        []string // the ticker's symbols; empty means the simulator's default dozen
 	Tick           time.Duration
-	Seed           int64   // the simulator's seed; 0 picks one at start
-	SendRate       float64 // messages per second one user may send
-	SendBurst      int     // messages one user may send at once
-	MaxUserConns   int     // live sockets and streams one user may hold
-	PprofAddr      string  // where to serve net/http/pprof (e.g. 127.0.0.1:6060); empty: not served
+	Seed           int64    // the simulator's seed; 0 picks one at start
+	SendRate       float64  // messages per second one user may send
+	SendBurst      int      // messages one user may send at once
+	MaxUserConns   int      // live sockets and streams one user may hold
+	PprofAddr      string   // where to serve net/http/pprof (e.g. 127.0.0.1:6060); empty: not served
+	LogFormat      string   // "text" or "json"
+	Version        bool     // print the version and exit
+	Args           []string // what follows the flags (a subcommand's arguments)
 }
 
 // setting ties one flag to its environment variable and default.
@@ -49,6 +52,7 @@ var settings = []setting{
 	{"seed", "SEED", "0", "the simulator's random seed (0: pick one at start)"},
 	{"send-rate", "SEND_RATE", "5", "messages per second one user may send (a flood beyond it is refused)"},
 	{"send-burst", "SEND_BURST", "20", "messages one user may send at once, on top of the rate"},
+	{"log-format", "LOG_FORMAT", "text", "log lines as text or json"},
 	{"pprof", "PPROF_ADDR", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; keep it private"},
 	{"max-user-conns", "MAX_USER_CONNS", "16", "live sockets and streams one user may hold over all tabs and devices"},
 }
@@ -65,6 +69,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 		}
 		values[s.flag] = fs.String(s.flag, def, fmt.Sprintf("%s (env %s)", s.usage, s.env))
 	}
+	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -96,6 +101,10 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	for _, s := range splitList(*values["symbols"]) {
 		symbols = append(symbols, strings.ToUpper(s))
 	}
+	var rest []string
+	if fs.NArg() > 0 {
+		rest = fs.Args()
+	}
 	cfg := Config{
 		Addr:           *values["addr"],
 		DatabaseURL:    *values["db"],
@@ -110,6 +119,9 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 		SendBurst:      sendBurst,
 		MaxUserConns:   maxConns,
 		PprofAddr:      *values["pprof"],
+		LogFormat:      *values["log-format"],
+		Version:        *version,
+		Args:           rest,
 	}
 	return cfg, cfg.Validate()
 }
@@ -124,6 +136,9 @@ func (c Config) Validate() error {
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
 		return fmt.Errorf("config: -redis: %q is not a redis:// URL", c.RedisURL)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("config: -log-format: %q is neither text nor json", c.LogFormat)
 	}
 	if c.Feed != "sim" && c.Feed != "none" {
 		return fmt.Errorf("config: -feed: %q is neither sim nor none", c.Feed)

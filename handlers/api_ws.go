@@ -119,7 +119,7 @@ func (h *Handlers) requireAPISocket(c *fiber.Ctx) error {
 func (h *Handlers) apiSocket(conn *websocket.Conn) {
 	u, _ := conn.Locals(apiUserKey).(*models.User)
 	if u != nil {
-		if err := h.openConn(u.ID, sessionRef{}); err != nil {
+		if err := h.openConn(connAPISocket, u.ID, sessionRef{}); err != nil {
 			refuseSocket(conn, err)
 			return
 		}
@@ -148,7 +148,7 @@ func (h *Handlers) apiSocket(conn *websocket.Conn) {
 		h.gaps.leave(room)
 	}
 	if r.opened {
-		h.closeConn(r.user.ID, sessionRef{})
+		h.closeConn(connAPISocket, r.user.ID, sessionRef{})
 	}
 }
 
@@ -498,7 +498,7 @@ func (r *apiReader) authenticate(data json.RawMessage) int {
 		r.h.log.Error("api socket: token", slog.Any("error", err))
 		return websocket.CloseInternalServerErr
 	}
-	if err := r.h.openConn(u.ID, sessionRef{}); err != nil {
+	if err := r.h.openConn(connAPISocket, u.ID, sessionRef{}); err != nil {
 		var refused errConnRefused
 		if errors.As(err, &refused) {
 			return refused.Code

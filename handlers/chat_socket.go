@@ -115,11 +115,11 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 	u := conn.Locals("viewer").(*models.User)
 	room := conn.Locals("room").(models.Room)
 	session := conn.Locals("session").(sessionRef)
-	if err := h.openConn(u.ID, session); err != nil {
+	if err := h.openConn(connRoomSocket, u.ID, session); err != nil {
 		refuseSocket(conn, err)
 		return
 	}
-	defer h.closeConn(u.ID, session)
+	defer h.closeConn(connRoomSocket, u.ID, session)
 
 	sub, rooms, err := h.subscribeSocket(ctx, u, session.Topic, room.ID)
 	if err != nil {
@@ -200,11 +200,11 @@ func (h *Handlers) userSocket(conn *websocket.Conn) {
 	ctx := context.Background()
 	u := conn.Locals("viewer").(*models.User)
 	session := conn.Locals("session").(sessionRef)
-	if err := h.openConn(u.ID, session); err != nil {
+	if err := h.openConn(connUserSocket, u.ID, session); err != nil {
 		refuseSocket(conn, err)
 		return
 	}
-	defer h.closeConn(u.ID, session)
+	defer h.closeConn(connUserSocket, u.ID, session)
 	sub, rooms, err := h.subscribeSocket(ctx, u, session.Topic, 0)
 	if err != nil {
 		h.log.Error("socket subscribe", slog.Any("error", err))
@@ -253,8 +253,10 @@ func (h *Handlers) replay(ctx context.Context, roomID, after int64) (first []byt
 		return nil, after, err
 	}
 	if len(msgs) <= replayLimit {
+		h.metrics.replays.WithLabelValues("gap").Inc()
 		return h.fragment(ctx, views.MessagesAppend(toMessages(msgs))), msgs[len(msgs)-1].ID, nil
 	}
+	h.metrics.replays.WithLabelValues("page").Inc()
 	recent, err := h.store.RecentMessages(ctx, roomID, pageSize+1)
 	if err != nil {
 		return nil, 0, err

@@ -29,18 +29,18 @@ func (h *Handlers) roomStream(c *fiber.Ctx) error {
 		}
 	}
 	session, _ := c.Locals("session").(sessionRef)
-	if err := h.openConn(u.ID, session); err != nil {
+	if err := h.openConn(connRoomStream, u.ID, session); err != nil {
 		return streamRefused(err)
 	}
 	sub, rooms, err := h.subscribeSocket(ctx, u, session.Topic, room.ID)
 	if err != nil {
-		h.closeConn(u.ID, session)
+		h.closeConn(connRoomStream, u.ID, session)
 		return err
 	}
 	replay, skip, err := h.replay(ctx, room.ID, after)
 	if err != nil {
 		h.hub.Unsubscribe(sub)
-		h.closeConn(u.ID, session)
+		h.closeConn(connRoomStream, u.ID, session)
 		return err
 	}
 	first := append(h.fragment(ctx, views.RoomList(roomLinks(rooms, room.ID), true)), replay...)
@@ -49,7 +49,7 @@ func (h *Handlers) roomStream(c *fiber.Ctx) error {
 	c.Set("Cache-Control", "no-cache")
 	c.Set("X-Accel-Buffering", "no")
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer h.closeConn(u.ID, session)
+		defer h.closeConn(connRoomStream, u.ID, session)
 		defer h.hub.Unsubscribe(sub)
 		h.presence.Connect(room.ID, u.ID)
 		defer h.presence.Disconnect(room.ID, u.ID)

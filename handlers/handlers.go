@@ -120,6 +120,8 @@ type Handlers struct {
 	gaps  gapFiller
 	marks readMarks
 
+	metrics *metrics
+
 	// writeBuffers lends the WebSocket library a write buffer for its rare control frames.
 	writeBuffers sync.Pool
 }
@@ -148,6 +150,7 @@ func New(d Deps) *Handlers {
 	h.gaps.rooms = make(map[int64]*roomGap)
 	h.marks.pending = make(map[[2]int64]int64)
 	h.conns.perUser = make(map[int64]int)
+	h.conns.perKind = make(map[string]int)
 	h.conns.sessions = make(map[string]*liveSession)
 	h.sendRate, h.sendBurst = cmp.Or(d.SendRate, sendRate), cmp.Or(d.SendBurst, sendBurst)
 	h.maxUserConns = cmp.Or(d.MaxUserConns, maxUserConns)
@@ -168,6 +171,7 @@ func New(d Deps) *Handlers {
 	} else {
 		h.presence = realtime.NewPresence(presenceLinger, h.schedulePeople)
 	}
+	h.metrics = h.newMetrics()
 	h.limiter = d.SendLimiter
 	if h.limiter == nil {
 		h.limiter = realtime.NewLocalRateLimiter(float64(h.sendRate), h.sendBurst)
@@ -209,8 +213,10 @@ func (h *Handlers) Register(app *fiber.App) {
 	}))
 	app.Use(h.loadViewer)
 
-	// Health.
+	// Health and operations.
 	app.Get("/healthz", h.health)
+	app.Get("/readyz", h.ready)
+	app.Get("/metrics", h.showMetrics)
 
 	// Accounts.
 	app.Get("/", h.home)

@@ -32,6 +32,7 @@ type connLimits struct {
 	mu       sync.Mutex
 	closing  bool
 	perUser  map[int64]int
+	perKind  map[string]int
 	sessions map[string]*liveSession // by topic
 	all      sync.WaitGroup          // Add only under mu while !closing, so Wait never races an Add
 }
@@ -51,7 +52,7 @@ func (e errConnRefused) Error() string { return e.Reason }
 
 // openConn counts a new live connection of a user, or refuses it: the server is shutting down, or the user has
 // too many open already. Every successful openConn is paired with one closeConn.
-func (h *Handlers) openConn(userID int64, s sessionRef) error {
+func (h *Handlers) openConn(kind string, userID int64, s sessionRef) error {
 	l := &h.conns
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -62,6 +63,7 @@ func (h *Handlers) openConn(userID int64, s sessionRef) error {
 		return errConnRefused{realtime.ClosePolicyViolation, "too many connections"}
 	}
 	l.perUser[userID]++
+	l.perKind[kind]++
 	if s.Topic != "" {
 		ls := l.sessions[s.Topic]
 		if ls == nil {
@@ -74,10 +76,11 @@ func (h *Handlers) openConn(userID int64, s sessionRef) error {
 	return nil
 }
 
-func (h *Handlers) closeConn(userID int64, s sessionRef) {
+func (h *Handlers) closeConn(kind string, userID int64, s sessionRef) {
 	l := &h.conns
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.perKind[kind]--
 	if l.perUser[userID]--; l.perUser[userID] <= 0 {
 		delete(l.perUser, userID)
 	}
@@ -87,6 +90,13 @@ func (h *Handlers) closeConn(userID int64, s sessionRef) {
 		}
 	}
 	l.all.Done()
+}
+
+// connCount is how many connections of a kind are live (for metrics).
+func (h *Handlers) connCount(kind string) int {
+	h.conns.mu.Lock()
+	defer h.conns.mu.Unlock()
+	return h.conns.perKind[kind]
 }
 
 // Run does the handlers' background work until ctx is done: it closes (1008) the connections of sessions that

@@ -44,6 +44,7 @@ func (h *Handlers) send(ctx context.Context, u *models.User, room models.Room, t
 		return m, err
 	}
 	if created {
+		h.metrics.stored.Inc()
 		h.publishMessage(ctx, room, m)
 	}
 	return m, nil
@@ -105,7 +106,9 @@ func (h *Handlers) kick(ctx context.Context, topic string) {
 // publish hands m to the hub. A failed publish is logged, never returned: the message is stored already, and
 // reconnecting clients replay it.
 func (h *Handlers) publish(ctx context.Context, m *realtime.Message) {
+	start := time.Now()
 	err := h.hub.Publish(ctx, m)
+	h.metrics.fanout.Observe(time.Since(start).Seconds())
 	switch {
 	case errors.Is(err, realtime.ErrLocalOnly): // Redis is down: the broker logged the outage once
 		h.log.Debug("published locally only", slog.String("topic", m.Topic))

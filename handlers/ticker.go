@@ -224,7 +224,7 @@ func (h *Handlers) stream(c *fiber.Ctx, topics []string, first []*realtime.Messa
 	if session.Topic != "" {
 		topics = append(topics, session.Topic)
 	}
-	if err := h.openConn(u.ID, session); err != nil {
+	if err := h.openConn(connTickStream, u.ID, session); err != nil {
 		return streamRefused(err)
 	}
 	sub := h.hub.Subscribe(streamQueue, topics...)
@@ -234,7 +234,7 @@ func (h *Handlers) stream(c *fiber.Ctx, topics []string, first []*realtime.Messa
 	c.Set("Connection", "keep-alive")
 	c.Set("X-Accel-Buffering", "no")
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer h.closeConn(u.ID, session)
+		defer h.closeConn(connTickStream, u.ID, session)
 		defer h.hub.Unsubscribe(sub)
 		writeStream(w, sub, first, h.beat)
 	})

@@ -95,3 +95,12 @@ func closeDB(db *gorm.DB) error {
 	}
 	return sqlDB.Close()
 }
+
+// Backup writes a consistent copy of a SQLite database to path while it is in use (VACUUM INTO: a snapshot of
+// everything committed before it started). path must not exist. Postgres has its own tools (pg_dump).
+func (s *Store) Backup(ctx context.Context, path string) error {
+	if s.onPostgres() {
+		return errors.New("models: backup: use pg_dump for a Postgres database")
+	}
+	return wrap(s.w.WithContext(ctx).Exec("VACUUM INTO ?", path).Error, "backup to %s", path)
+}

@@ -26,6 +26,19 @@ type Hub struct {
 	closeCode int                      // set by CloseAll; non-zero means new subscribers are born closed
 
 	observe atomic.Pointer[func(*Message)] // sees every delivered message (set once, before traffic)
+	stats   struct{ messages, queued, dropped atomic.Uint64 }
+}
+
+// HubStats counts what a hub has delivered since it started.
+type HubStats struct {
+	Messages uint64 // messages delivered to this process's subscribers (control messages included)
+	Queued   uint64 // deliveries: a message queued for one subscriber
+	Dropped  uint64 // subscribers dropped because their queue was full (too slow)
+}
+
+// Stats returns the hub's counters (for metrics).
+func (h *Hub) Stats() HubStats {
+	return HubStats{Messages: h.stats.messages.Load(), Queued: h.stats.queued.Load(), Dropped: h.stats.dropped.Load()}
 }
 
 // NewHub returns a hub fed by b. A nil log discards log output. When b is a *MemoryBroker the hub is attached to
@@ -174,18 +187,25 @@ func (h *Hub) deliver(m *Message) {
 	if fn := h.observe.Load(); fn != nil {
 		(*fn)(m)
 	}
-	dropped := 0
+	dropped, queued := 0, 0
 	h.mu.RLock()
 	for s := range h.topics[m.Topic] {
 		if m.Close != 0 {
 			s.Close(m.Close)
 			continue
 		}
-		if _, d := s.offer(m); d {
+		q, d := s.offer(m)
+		if q {
+			queued++
+		}
+		if d {
 			dropped++
 		}
 	}
 	h.mu.RUnlock()
+	h.stats.messages.Add(1)
+	h.stats.queued.Add(uint64(queued))
+	h.stats.dropped.Add(uint64(dropped))
 	if dropped > 0 {
 		h.log.Warn("realtime: dropped slow subscribers", slog.String("topic", m.Topic), slog.Int("count", dropped))
 	}
