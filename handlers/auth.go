@@ -76,6 +76,10 @@ func (h *Handlers) loadViewer(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// A disabled account, or a session from before the password was reset, signs no one in.
+	if mark, _ := sess.Get("pw").(string); u.Disabled || mark != passwordMark(u.PasswordHash) {
+		return c.Next()
+	}
 	c.Locals("viewer", &u)
 	c.Locals("session", sessionRef{ID: sess.ID(), Topic: sessionTopic(sess.ID())})
 	return c.Next()
@@ -183,6 +187,10 @@ func (h *Handlers) login(c *fiber.Ctx) error {
 		page := views.AuthPage{Layout: h.layout(c, "Sign in", ""), Username: username, Error: "Wrong username or password."}
 		return render(c, fiber.StatusUnauthorized, views.AuthView(page))
 	}
+	if u.Disabled {
+		page := views.AuthPage{Layout: h.layout(c, "Sign in", ""), Username: username, Error: "This account is disabled. Ask an admin."}
+		return render(c, fiber.StatusForbidden, views.AuthView(page))
+	}
 	return h.startSession(c, u)
 }
 
@@ -196,6 +204,7 @@ func (h *Handlers) startSession(c *fiber.Ctx, u models.User) error {
 		return err
 	}
 	sess.Set("uid", u.ID)
+	sess.Set("pw", passwordMark(u.PasswordHash))
 	if err := sess.Save(); err != nil {
 		return err
 	}
@@ -214,6 +223,13 @@ func (h *Handlers) logout(c *fiber.Ctx) error {
 	}
 	h.kick(c.UserContext(), topic)
 	return c.Redirect("/login", fiber.StatusSeeOther)
+}
+
+// passwordMark is a short fingerprint of a password hash kept in the session: a reset changes it, which ends the
+// sessions signed in with the old password.
+func passwordMark(hash []byte) string {
+	sum := sha256.Sum256(hash)
+	return hex.EncodeToString(sum[:8])
 }
 
 func ipKey(c *fiber.Ctx) string { return "login-ip:" + c.IP() }

@@ -222,7 +222,7 @@ func (h *Handlers) userSocket(conn *websocket.Conn) {
 // instead. It subscribes first and then lists the rooms (returned for the socket's first frame), so nothing
 // published in between is missed.
 func (h *Handlers) subscribeSocket(ctx context.Context, u *models.User, session string, current int64) (*realtime.Subscriber, []models.RoomListItem, error) {
-	topics := []string{userTopic(u.ID), session}
+	topics := []string{userTopic(u.ID), session, kickTopic(u.ID)}
 	if current != 0 {
 		topics = append(topics, roomTopic(current))
 	}

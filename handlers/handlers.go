@@ -244,6 +244,11 @@ func (h *Handlers) Register(app *fiber.App) {
 	app.Get("/api/stock-stream", h.requireStreamUser, h.stockStream)
 	app.Post("/api/prices", h.ingestPrices)
 
+	// Administration.
+	app.Get("/admin", h.requirePage, h.requireAdmin, h.showAdminPage)
+	app.Get("/admin/stream", h.requireSignedIn, h.requireAdmin, h.adminStream)
+	app.Post("/admin/users/:id", h.requirePage, h.requireAdmin, h.updateUser)
+
 	// Settings.
 	app.Get("/settings/tokens", h.requirePage, h.showTokensPage)
 	app.Post("/settings/tokens", h.requirePage, h.createToken)

@@ -12,14 +12,15 @@ import (
 
 // Connection kinds, as counted for the cap and labelled in metrics.
 const (
-	connRoomSocket = "room_ws"    // a room page's WebSocket
-	connUserSocket = "user_ws"    // another page's WebSocket (/ws)
-	connAPISocket  = "api_ws"     // a program's JSON WebSocket
-	connRoomStream = "room_sse"   // a room page's SSE fallback
-	connTickStream = "ticker_sse" // a ticker stream, HTML or JSON
+	connRoomSocket  = "room_ws"    // a room page's WebSocket
+	connUserSocket  = "user_ws"    // another page's WebSocket (/ws)
+	connAPISocket   = "api_ws"     // a program's JSON WebSocket
+	connRoomStream  = "room_sse"   // a room page's SSE fallback
+	connTickStream  = "ticker_sse" // a ticker stream, HTML or JSON
+	connAdminStream = "admin_sse"  // the admin page's live figures
 )
 
-var connKinds = []string{connRoomSocket, connUserSocket, connAPISocket, connRoomStream, connTickStream}
+var connKinds = []string{connRoomSocket, connUserSocket, connAPISocket, connRoomStream, connTickStream, connAdminStream}
 
 // metrics is what /metrics reports (Prometheus text format, from client_golang). Counters that other parts keep
 // anyway (the hub's deliveries, the live connections) are read when scraped, not counted twice.

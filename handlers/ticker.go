@@ -222,7 +222,7 @@ func (h *Handlers) stream(c *fiber.Ctx, topics []string, first []*realtime.Messa
 	u := viewer(c)
 	session, _ := c.Locals("session").(sessionRef)
 	if session.Topic != "" {
-		topics = append(topics, session.Topic)
+		topics = append(topics, session.Topic, kickTopic(u.ID))
 	}
 	if err := h.openConn(connTickStream, u.ID, session); err != nil {
 		return streamRefused(err)

@@ -192,3 +192,12 @@ func newRoomRow(name string, kind RoomKind, creatorID int64) (roomRow, error) {
 	key := strings.ToLower(name)
 	return roomRow{Room: Room{Name: name, Kind: kind, CreatedByID: creatorID}, NameKey: &key}, nil
 }
+
+// AllRooms lists every room (for the admin page), open and private ones by name, then direct ones.
+func (s *Store) AllRooms(ctx context.Context) ([]Room, error) {
+	var rs []Room
+	if err := s.r.WithContext(ctx).Order("kind = 'direct', name, id").Find(&rs).Error; err != nil {
+		return nil, wrap(err, "all rooms")
+	}
+	return rs, nil
+}

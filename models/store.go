@@ -104,3 +104,22 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 	}
 	return wrap(s.w.WithContext(ctx).Exec("VACUUM INTO ?", path).Error, "backup to %s", path)
 }
+
+// Size is the database's size in bytes (for the admin page).
+func (s *Store) Size(ctx context.Context) (int64, error) {
+	var n int64
+	q := "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+	if s.onPostgres() {
+		q = "SELECT pg_database_size(current_database())"
+	}
+	err := s.r.WithContext(ctx).Raw(q).Scan(&n).Error
+	return n, wrap(err, "database size")
+}
+
+// Counts is how many users and rooms there are (for the admin page).
+func (s *Store) Counts(ctx context.Context) (users, rooms int64, err error) {
+	if err = s.r.WithContext(ctx).Model(&User{}).Count(&users).Error; err == nil {
+		err = s.r.WithContext(ctx).Table("rooms").Count(&rooms).Error
+	}
+	return users, rooms, wrap(err, "counts")
+}

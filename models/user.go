@@ -14,6 +14,7 @@ type User struct {
 	Username     string `gorm:"not null;uniqueIndex"` // callers pass it lower-cased and validated
 	PasswordHash []byte `gorm:"not null"`
 	IsAdmin      bool   `gorm:"not null"`
+	Disabled     bool   `gorm:"not null;default:false"` // a disabled account cannot sign in
 	CreatedAt    time.Time
 }
 
@@ -64,4 +65,27 @@ func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 		return User{}, wrap(err, "user %d", id)
 	}
 	return u, nil
+}
+
+// Users lists every account by username.
+func (s *Store) Users(ctx context.Context) ([]User, error) {
+	var us []User
+	if err := s.r.WithContext(ctx).Order("username").Find(&us).Error; err != nil {
+		return nil, wrap(err, "users")
+	}
+	return us, nil
+}
+
+// UpdateUser changes an account's admin and disabled flags and, when hash is not nil, its password hash;
+// ErrNotFound when there is no such user.
+func (s *Store) UpdateUser(ctx context.Context, id int64, isAdmin, disabled bool, hash []byte) error {
+	fields := map[string]any{"is_admin": isAdmin, "disabled": disabled}
+	if hash != nil {
+		fields["password_hash"] = hash
+	}
+	res := s.w.WithContext(ctx).Model(&User{}).Where("id = ?", id).Updates(fields)
+	if res.Error == nil && res.RowsAffected == 0 {
+		return wrap(ErrNotFound, "update user %d", id)
+	}
+	return wrap(res.Error, "update user %d", id)
 }

@@ -158,3 +158,42 @@ type TokensPage struct {
 	New    string
 	Error  string
 }
+
+// AdminStats are the live figures of the admin page.
+type AdminStats struct {
+	Connections map[string]int // live connections by kind
+	Events      uint64         // events delivered to this instance
+	Deliveries  uint64         // events queued for a subscriber
+	Dropped     uint64         // subscribers dropped as too slow
+	Users       int64
+	Rooms       int64
+	DBBytes     int64
+	Goroutines  int
+	RoomConns   []RoomConns // rooms with connections on this instance
+}
+
+// RoomConns is a room and how many connections it has on this instance.
+type RoomConns struct {
+	Name  string
+	Kind  string
+	Conns int
+}
+
+// AdminUser is an account as the admin page lists it.
+type AdminUser struct {
+	ID       int64
+	Name     string
+	IsAdmin  bool
+	Disabled bool
+	Created  time.Time
+	Self     bool // the admin looking at the page (who cannot disable or demote themselves)
+}
+
+// AdminPage is the operator's page: live figures and the accounts.
+type AdminPage struct {
+	Layout
+	Stats       AdminStats
+	Users       []AdminUser
+	NewPassword string // a reset password, shown once
+	ResetFor    string
+}
