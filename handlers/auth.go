@@ -36,11 +36,12 @@ func securityHeaders(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// skipCSRF leaves the token check (and the session it needs) off requests that carry no form: upgrades, static
-// files, health probes and metrics, and /api/, whose writes authenticate by bearer token only (never by cookie).
+// skipCSRF leaves the token check (and the session write it costs) off requests that carry no form: upgrades,
+// streams, static files, health probes and metrics, and /api/, whose writes authenticate by bearer token only (never by cookie).
 func skipCSRF(c *fiber.Ctx) bool {
 	return strings.HasPrefix(c.Path(), "/static/") || strings.HasPrefix(c.Path(), "/api/") ||
-		c.Path() == "/healthz" || c.Path() == "/readyz" || c.Path() == "/metrics" || c.Get("Upgrade") != ""
+		strings.HasSuffix(c.Path(), "/stream") || c.Path() == "/healthz" || c.Path() == "/readyz" ||
+		c.Path() == "/metrics" || c.Get("Upgrade") != ""
 }
 
 // csrfFromHeaderOrForm takes the token from htmx's header or from the form's hidden field.

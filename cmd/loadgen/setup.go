@@ -164,8 +164,13 @@ func (u *webUser) createToken(ctx context.Context, name string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("POST /settings/tokens: %w", &httpError{Status: resp.StatusCode, Body: body})
+	}
+	if resp.StatusCode == http.StatusSeeOther { // post-redirect-get: the token is shown once on the next GET
+		if body, err = u.get(ctx, "/settings/tokens"); err != nil {
+			return "", err
+		}
 	}
 	m := newToken.FindStringSubmatch(body)
 	if m == nil {
