@@ -93,16 +93,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	mkt := market.NewService(symbols)
 	deps := handlers.Deps{
-		Log:            log,
-		Store:          store,
-		Hub:            hub,
-		Market:         mkt,
-		Assets:         assetURLs(files),
-		AllowedOrigins: cfg.AllowedOrigins,
-		SecureCookies:  cfg.SecureCookies,
-		SendRate:       rate.Limit(cfg.SendRate),
-		SendBurst:      cfg.SendBurst,
-		MaxUserConns:   cfg.MaxUserConns,
+		Log:             log,
+		Store:           store,
+		Hub:             hub,
+		Market:          mkt,
+		Assets:          assetURLs(files),
+		AllowedOrigins:  cfg.AllowedOrigins,
+		SecureCookies:   cfg.SecureCookies,
+		SendRate:        rate.Limit(cfg.SendRate),
+		SendBurst:       cfg.SendBurst,
+		MaxUserConns:    cfg.MaxUserConns,
+		BotAllowPrivate: cfg.BotPrivateOK,
 	}
 	if cfg.RedisURL != "" {
 		// Several instances: who is online and the send limit are shared through Redis too.

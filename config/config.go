@@ -29,6 +29,7 @@ type Config struct {
 	SendRate       float64  // messages per second one user may send
 	SendBurst      int      // messages one user may send at once
 	MaxUserConns   int      // live sockets and streams one user may hold
+	BotPrivateOK   bool     // bots' webhooks may be on loopback, private or link-local addresses
 	PprofAddr      string   // where to serve net/http/pprof (e.g. 127.0.0.1:6060); empty: not served
 	LogFormat      string   // "text" or "json"
 	Version        bool     // print the version and exit
@@ -55,6 +56,7 @@ var settings = []setting{
 	{"log-format", "LOG_FORMAT", "text", "log lines as text or json"},
 	{"pprof", "PPROF_ADDR", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; keep it private"},
 	{"max-user-conns", "MAX_USER_CONNS", "16", "live sockets and streams one user may hold over all tabs and devices"},
+	{"bot-private-ok", "BOT_ALLOW_PRIVATE", "false", "let bots' webhooks reach loopback, private and link-local addresses (off: refused)"},
 }
 
 // Load parses args (without the program name); a flag wins over its environment variable, which wins over the default.
@@ -76,6 +78,10 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 	secure, err := strconv.ParseBool(*values["secure-cookies"])
 	if err != nil {
 		return Config{}, fmt.Errorf("config: -secure-cookies: %q is not a boolean", *values["secure-cookies"])
+	}
+	botPrivateOK, err := strconv.ParseBool(*values["bot-private-ok"])
+	if err != nil {
+		return Config{}, fmt.Errorf("config: -bot-private-ok: %q is not a boolean", *values["bot-private-ok"])
 	}
 	tick, err := time.ParseDuration(*values["tick"])
 	if err != nil {
@@ -118,6 +124,7 @@ func Load(args []string, getenv func(string) string, usage io.Writer) (Config, e
 		SendRate:       sendRate,
 		SendBurst:      sendBurst,
 		MaxUserConns:   maxConns,
+		BotPrivateOK:   botPrivateOK,
 		PprofAddr:      *values["pprof"],
 		LogFormat:      *values["log-format"],
 		Version:        *version,

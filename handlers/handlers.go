@@ -56,6 +56,9 @@ type Deps struct {
 	SendRate       rate.Limit    // messages per second per user; 0 means sendRate; load tests raise it
 	SendBurst      int           // the burst on top; 0 means sendBurst
 	MaxUserConns   int           // live sockets and streams per user; 0 means maxUserConns
+	// BotAllowPrivate lets bots' webhooks reach loopback, private and link-local addresses (a bot on the same
+	// machine or network; tests). Off, such targets are refused when the connection is made.
+	BotAllowPrivate bool
 
 	// NewPresence builds the tracker of who is online (nil: in this process only; scale-out: Redis leases).
 	NewPresence func(linger time.Duration, onChange func(room int64)) PresenceTracker
@@ -104,6 +107,9 @@ type Handlers struct {
 	maxUserConns int
 	presence     PresenceTracker
 	limiter      SendLimiter
+
+	bots            *botDispatcher // calls bots' webhooks for the messages they are sent (bots.go)
+	botAllowPrivate bool
 
 	// sendMu makes "store, then publish" one step, so messages are published in id order.
 	sendMu sync.Mutex
@@ -172,6 +178,8 @@ func New(d Deps) *Handlers {
 		h.presence = realtime.NewPresence(presenceLinger, h.schedulePeople)
 	}
 	h.metrics = h.newMetrics()
+	h.botAllowPrivate = d.BotAllowPrivate
+	h.bots = newBotDispatcher(h, d.BotAllowPrivate)
 	h.limiter = d.SendLimiter
 	if h.limiter == nil {
 		h.limiter = realtime.NewLocalRateLimiter(float64(h.sendRate), h.sendBurst)
@@ -248,6 +256,9 @@ func (h *Handlers) Register(app *fiber.App) {
 	app.Get("/admin", h.requirePage, h.requireAdmin, h.showAdminPage)
 	app.Get("/admin/stream", h.requireSignedIn, h.requireAdmin, h.adminStream)
 	app.Post("/admin/users/:id", h.requirePage, h.requireAdmin, h.updateUser)
+	app.Get("/admin/bots", h.requirePage, h.requireAdmin, h.showBotsPage)
+	app.Post("/admin/bots", h.requirePage, h.requireAdmin, h.createBot)
+	app.Post("/admin/bots/:id/delete", h.requirePage, h.requireAdmin, h.deleteBot)
 
 	// Settings.
 	app.Get("/settings/tokens", h.requirePage, h.showTokensPage)
@@ -271,6 +282,7 @@ func (h *Handlers) Shutdown(ctx context.Context) error {
 	h.conns.mu.Lock()
 	h.conns.closing = true
 	h.conns.mu.Unlock()
+	h.bots.stop() // no more webhook calls, nor replies posted
 	h.hub.CloseAll(realtime.CloseServiceRestart)
 	h.presence.Close()
 	done := make(chan struct{})

@@ -46,6 +46,7 @@ func (h *Handlers) send(ctx context.Context, u *models.User, room models.Room, t
 	if created {
 		h.metrics.stored.Inc()
 		h.publishMessage(ctx, room, m)
+		h.bots.notify(room, m) // never blocks: the bots' webhooks are called in the background
 	}
 	return m, nil
 }

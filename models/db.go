@@ -163,7 +163,7 @@ func openPool(ctx context.Context, dialector gorm.Dialector, conns int) (*gorm.D
 // transactional there) under an advisory lock of the schema, so N instances starting at once migrate one
 // after another instead of racing on CREATE TABLE. On SQLite the one writer connection serializes it.
 func migrate(ctx context.Context, db *gorm.DB, driver string) error {
-	tables := []any{&User{}, &roomRow{}, &membershipRow{}, &messageRow{}, &Session{}, &tokenRow{}}
+	tables := []any{&User{}, &roomRow{}, &membershipRow{}, &messageRow{}, &Session{}, &tokenRow{}, &botRow{}}
 	var err error
 	if driver == driverPostgres {
 		err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

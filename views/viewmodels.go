@@ -197,3 +197,22 @@ type AdminPage struct {
 	NewPassword string // a reset password, shown once
 	ResetFor    string
 }
+
+// AdminBot is a bot as the admin page lists it.
+type AdminBot struct {
+	ID         int64 // the bot's user id
+	Name       string
+	WebhookURL string
+	Created    time.Time
+}
+
+// AdminBotsPage is the admin's list of bots with the form that creates one. Embedded: it is the bots section of
+// the admin page (its forms then return there).
+type AdminBotsPage struct {
+	Layout
+	Bots     []AdminBot
+	Error    string
+	NewName  string // the refused form's values, kept
+	NewURL   string
+	Embedded bool
+}
