@@ -100,6 +100,7 @@ func (h *Handlers) adminStream(c *fiber.Ctx) error {
 		return streamRefused(err)
 	}
 	sub := h.hub.Subscribe(1, session.Topic, kickTopic(u.ID)) // only to learn of a logout, a kick or shutdown
+	cutStuckWrites(sub, c.Context().Conn())
 	c.Set("Content-Type", "text/event-stream")
 	c.Set("Cache-Control", "no-cache")
 	c.Set("X-Accel-Buffering", "no")

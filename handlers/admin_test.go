@@ -36,7 +36,8 @@ func TestAdminManagesAccounts(t *testing.T) {
 		}
 	}
 
-	// Disabling closes bob's sockets (1008), ends his session, and refuses his login.
+	// Disabling closes bob's sockets (1008), ends his session, refuses his login, and voids his API tokens.
+	token := bob.createToken("script")
 	conn := bob.mustDial("/ws")
 	srv.waitSubscribers(fmt.Sprintf("kick:%d", bobID), 1)
 	act("disable")
@@ -48,6 +49,9 @@ func TestAdminManagesAccounts(t *testing.T) {
 	}
 	if resp, body := srv.newClient().post("/login", url.Values{"username": {"bob"}, "password": {"correct horse"}}); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "disabled") {
 		t.Fatalf("a disabled user signed in: %d", resp.StatusCode)
+	}
+	if resp, _ := srv.newClient().do("GET", "/api/rooms", nil, http.Header{"Authorization": {"Bearer " + token}}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a disabled user's token still works: %d", resp.StatusCode)
 	}
 	act("enable")
 

@@ -128,6 +128,9 @@ func (h *Handlers) apiSocket(conn *websocket.Conn) {
 	// even while it waits for its first message.
 	sub := h.hub.Subscribe(sendQueue)
 	defer h.hub.Unsubscribe(sub)
+	if u != nil {
+		h.hub.AddTopics(sub, kickTopic(u.ID)) // disabling the account closes this socket
+	}
 	w := h.startAPIWriter(conn, sub)
 	r := &apiReader{h: h, w: w, user: u, opened: u != nil,
 		entered: make(map[int64]models.Room), byName: make(map[string]int64), joined: make(map[int64]bool)}
@@ -491,7 +494,7 @@ func (r *apiReader) authenticate(data json.RawMessage) int {
 		return websocket.ClosePolicyViolation
 	}
 	u, err := r.h.store.UserByToken(context.Background(), strings.TrimSpace(in.Token))
-	if errors.Is(err, models.ErrNotFound) {
+	if errors.Is(err, models.ErrNotFound) || (err == nil && u.Disabled) {
 		return websocket.ClosePolicyViolation
 	}
 	if err != nil {
@@ -506,6 +509,7 @@ func (r *apiReader) authenticate(data json.RawMessage) int {
 		return websocket.CloseInternalServerErr
 	}
 	r.user, r.opened = &u, true
+	r.h.hub.AddTopics(r.w.sub, kickTopic(u.ID)) // disabling the account closes this socket
 	if !r.auth.CompareAndSwap(apiAuthWaiting, apiAuthed) {
 		return websocket.ClosePolicyViolation // the timer closed the socket already
 	}

@@ -39,6 +39,11 @@ func securityHeaders(c *fiber.Ctx) error {
 // skipCSRF leaves the token check (and the session write it costs) off requests that carry no form: upgrades,
 // streams, static files, health probes and metrics, and /api/, whose writes authenticate by bearer token only (never by cookie).
 func skipCSRF(c *fiber.Ctx) bool {
+	// A visitor without a session needs a token only on the pages whose forms they can use; elsewhere (a 404, a
+	// redirect) the token would cost a session row per request.
+	if c.Method() == fiber.MethodGet && c.Cookies("sb_session") == "" && c.Path() != "/login" && c.Path() != "/signup" {
+		return true
+	}
 	return strings.HasPrefix(c.Path(), "/static/") || strings.HasPrefix(c.Path(), "/api/") ||
 		strings.HasSuffix(c.Path(), "/stream") || c.Path() == "/healthz" || c.Path() == "/readyz" ||
 		c.Path() == "/metrics" || c.Get("Upgrade") != ""

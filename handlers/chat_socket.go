@@ -175,7 +175,12 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 		}
 		// The room comes from the URL only; access is checked again on every send.
 		if err := h.mayPost(ctx, u, room); err != nil {
-			return websocket.ClosePolicyViolation
+			var fe *fiber.Error
+			if errors.As(err, &fe) {
+				return websocket.ClosePolicyViolation // no longer allowed: the page does not reconnect
+			}
+			h.log.Error("socket access check", slog.Any("error", err))
+			return websocket.CloseInternalServerErr // a fault: the page reconnects
 		}
 		_, err := h.send(ctx, u, room, in.Text, in.ClientID)
 		var fe *fiber.Error
@@ -461,14 +466,20 @@ func (s *socket) readLoop(handle func([]byte) int) {
 		}
 		_ = extend("")
 		if kind != websocket.TextMessage {
-			closeSocket(s.conn, websocket.CloseUnsupportedData, "text only")
+			s.closeBy(websocket.CloseUnsupportedData)
 			return
 		}
 		if code := handle(data); code != 0 {
-			closeSocket(s.conn, code, closeReason(code))
+			s.closeBy(code)
 			return
 		}
 	}
+}
+
+// closeBy has the writer send the close frame (it is the only one that writes) and waits until it has.
+func (s *socket) closeBy(code int) {
+	s.sub.Close(code)
+	<-s.done
 }
 
 // refuseSocket closes a socket that may not open, with the code its refusal names.
@@ -496,6 +507,8 @@ func closeReason(code int) string {
 		return "signed out or not allowed"
 	case websocket.CloseInvalidFramePayloadData:
 		return "invalid UTF-8"
+	case websocket.CloseUnsupportedData:
+		return "text only"
 	}
 	return ""
 }

@@ -37,6 +37,7 @@ func (h *Handlers) roomStream(c *fiber.Ctx) error {
 		h.closeConn(connRoomStream, u.ID, session)
 		return err
 	}
+	cutStuckWrites(sub, c.Context().Conn())
 	replay, skip, err := h.replay(ctx, room.ID, after)
 	if err != nil {
 		h.hub.Unsubscribe(sub)
@@ -77,8 +78,8 @@ func writeRoomStream(w *bufio.Writer, sub *realtime.Subscriber, first []byte, sk
 	for {
 		select {
 		case m := <-sub.C():
-			if m.ID != 0 && m.ID <= last {
-				continue
+			if m.ID != 0 && m.ID <= skip {
+				continue // replayed already; a later message that arrives late still goes out (pages order by id)
 			}
 			w.Write(sseEvent("", uint64(max(m.ID, 0)), m.Data)) // only room messages have ids
 

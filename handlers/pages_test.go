@@ -287,3 +287,20 @@ func TestDirectRoomAndPrivateMembers(t *testing.T) {
 		t.Fatalf("adding an unknown user: %d", resp.StatusCode)
 	}
 }
+
+// A visitor without a session gets a session (for the CSRF token) only on the pages with forms they can use, so
+// a crawler or a flood of 404s adds no rows.
+func TestAnonymousRequestsMakeNoSessions(t *testing.T) {
+	srv := newTestServer(t)
+	for _, path := range []string{"/", "/nowhere", "/rooms", "/healthz"} {
+		resp, _ := srv.newClient().get(path)
+		for _, c := range resp.Header.Values("Set-Cookie") {
+			if strings.HasPrefix(c, "sb_session=") {
+				t.Errorf("GET %s made a session", path)
+			}
+		}
+	}
+	if resp, _ := srv.newClient().get("/login"); !strings.Contains(strings.Join(resp.Header.Values("Set-Cookie"), ";"), "sb_session=") {
+		t.Error("the login page has no session for its CSRF token")
+	}
+}

@@ -235,6 +235,9 @@ func (h *Handlers) enterRoom(ctx context.Context, u *models.User, idParam string
 	case room.Kind != models.RoomOpen:
 		return room, fiber.NewError(fiber.StatusForbidden, "This room is for its members only.")
 	case join:
+		// Stored and published under sendMu like any message, so the room's events go out in id order.
+		h.sendMu.Lock()
+		defer h.sendMu.Unlock()
 		notice, err := h.store.Join(ctx, room.ID, u.ID)
 		if err != nil {
 			return room, err
