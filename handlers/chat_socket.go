@@ -121,27 +121,44 @@ func (h *Handlers) roomSocket(conn *websocket.Conn) {
 	}
 	defer h.closeConn(connRoomSocket, u.ID, session)
 
-	sub, rooms, err := h.subscribeSocket(ctx, u, session.Topic, room.ID)
+	// The setup's queries and renders run on a spare goroutine, so this connection's goroutine keeps a small stack.
+	var (
+		sub         *realtime.Subscriber
+		first       []byte
+		skip        int64
+		err         error
+		setupFailed string
+	)
+	onSpareStack(func() {
+		var rooms []models.RoomListItem
+		sub, rooms, err = h.subscribeSocket(ctx, u, session.Topic, room.ID)
+		if err != nil {
+			setupFailed = "socket subscribe"
+			return
+		}
+		// Subscribed before the replay query: a message stored meanwhile is both replayed and queued, and the
+		// writer skips the queued copy by id.
+		var replay []byte
+		replay, skip, err = h.replay(ctx, room.ID, conn.Locals("after").(int64))
+		if err != nil {
+			setupFailed = "socket replay"
+			return
+		}
+		first = append(h.fragment(ctx, views.RoomList(roomLinks(rooms, room.ID), true)), replay...)
+		h.presence.Connect(room.ID, u.ID)
+		h.gaps.enter(h, room.ID)
+	})
+	if sub != nil {
+		defer h.hub.Unsubscribe(sub)
+	}
 	if err != nil {
-		h.log.Error("socket subscribe", slog.Any("error", err))
+		h.log.Error(setupFailed, slog.Any("error", err))
 		closeSocket(conn, websocket.CloseInternalServerErr, "internal error")
 		return
 	}
-	defer h.hub.Unsubscribe(sub)
-	// Subscribed before the replay query: a message stored meanwhile is both replayed and queued, and the writer
-	// skips the queued copy by id.
-	replay, skip, err := h.replay(ctx, room.ID, conn.Locals("after").(int64))
-	if err != nil {
-		h.log.Error("socket replay", slog.Any("error", err))
-		closeSocket(conn, websocket.CloseInternalServerErr, "internal error")
-		return
-	}
-	h.presence.Connect(room.ID, u.ID)
 	defer h.presence.Disconnect(room.ID, u.ID)
-	h.gaps.enter(h, room.ID)
 	defer h.gaps.leave(room.ID)
 
-	first := append(h.fragment(ctx, views.RoomList(roomLinks(rooms, room.ID), true)), replay...)
 	markRead := func(id int64) { h.marks.note(room.ID, u.ID, id) }
 	s := h.startSocket(conn, sub, first, skip, markRead)
 	defer func() {
@@ -210,14 +227,24 @@ func (h *Handlers) userSocket(conn *websocket.Conn) {
 		return
 	}
 	defer h.closeConn(connUserSocket, u.ID, session)
-	sub, rooms, err := h.subscribeSocket(ctx, u, session.Topic, 0)
+	var (
+		sub   *realtime.Subscriber
+		first []byte
+		err   error
+	)
+	onSpareStack(func() { // as in roomSocket: keep this goroutine's stack small
+		var rooms []models.RoomListItem
+		if sub, rooms, err = h.subscribeSocket(ctx, u, session.Topic, 0); err == nil {
+			first = h.fragment(ctx, views.RoomList(roomLinks(rooms, 0), false))
+		}
+	})
 	if err != nil {
 		h.log.Error("socket subscribe", slog.Any("error", err))
 		closeSocket(conn, websocket.CloseInternalServerErr, "internal error")
 		return
 	}
 	defer h.hub.Unsubscribe(sub)
-	s := h.startSocket(conn, sub, h.fragment(ctx, views.RoomList(roomLinks(rooms, 0), false)), 0, nil)
+	s := h.startSocket(conn, sub, first, 0, nil)
 	defer s.stop()
 	s.readLoop(func([]byte) int { return 0 })
 }
@@ -473,6 +500,25 @@ func (s *socket) readLoop(handle func([]byte) int) {
 			s.closeBy(code)
 			return
 		}
+	}
+}
+
+// onSpareStack runs f on a short-lived goroutine and waits for it. A connection's goroutine lives as long as the
+// connection, and a stack that grew stays grown for a while; a connection's setup (queries, renders) grows the
+// spare goroutine's stack instead, which the runtime takes back when it exits. A panic in f panics here.
+func onSpareStack(f func()) {
+	done := make(chan struct{})
+	var p any
+	go func() {
+		defer func() {
+			p = recover()
+			close(done)
+		}()
+		f()
+	}()
+	<-done
+	if p != nil {
+		panic(p)
 	}
 }
 
