@@ -157,6 +157,11 @@ func (h *Handlers) updateUser(c *fiber.Ctx) error {
 		disabled = action == "disable" || (disabled && action != "enable")
 		isAdmin = action == "make-admin" || (isAdmin && action != "remove-admin")
 	case "reset-password":
+		if _, err := h.store.BotByUserID(ctx, u.ID); err == nil {
+			return fiber.NewError(fiber.StatusBadRequest, "Bots have no password: nobody signs in as a bot.")
+		} else if !errors.Is(err, models.ErrNotFound) {
+			return err
+		}
 		raw := make([]byte, 12)
 		if _, err := rand.Read(raw); err != nil {
 			return err

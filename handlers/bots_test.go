@@ -412,11 +412,14 @@ func TestAdminCreatesAndDeletesBots(t *testing.T) {
 	if !strings.Contains(body, `data-bot="pricebot"`) || !strings.Contains(body, "https://bots.example.com/hook") {
 		t.Fatalf("the bots page lacks the bot: %.500s", body)
 	}
-	// Nobody signs in as a bot.
+	// Nobody signs in as a bot, and an admin cannot give it a password.
 	for _, pw := range []string{"correct horse", ""} {
 		if resp, _ := srv.newClient().post("/login", url.Values{"username": {"pricebot"}, "password": {pw}}); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("sign in as the bot: %d", resp.StatusCode)
 		}
+	}
+	if resp, _ := root.post(fmt.Sprintf("/admin/users/%d", bots[0].UserID), url.Values{"action": {"reset-password"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a bot's password was reset: %d", resp.StatusCode)
 	}
 
 	// Refused forms show the page again with an error and the values typed.
