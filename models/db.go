@@ -141,7 +141,6 @@ func openPool(ctx context.Context, dialector gorm.Dialector, conns int) (*gorm.D
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true, // multi-statement writes use explicit transactions
-		PrepareStmt:            true, // statements are prepared once per connection, not on every call (the hot insert)
 		TranslateError:         false,
 		NowFunc:                now,
 	})
