@@ -101,9 +101,7 @@ func (h *Handlers) adminStream(c *fiber.Ctx) error {
 	}
 	sub := h.hub.Subscribe(1, session.Topic, kickTopic(u.ID)) // only to learn of a logout, a kick or shutdown
 	cutStuckWrites(sub, c.Context().Conn())
-	c.Set("Content-Type", "text/event-stream")
-	c.Set("Cache-Control", "no-cache")
-	c.Set("X-Accel-Buffering", "no")
+	streamHeaders(c)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer h.closeConn(connAdminStream, u.ID, session)
 		defer h.hub.Unsubscribe(sub)

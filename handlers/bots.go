@@ -201,14 +201,10 @@ func (d *botDispatcher) targets(c botCandidate) []models.Bot {
 		}
 		out = append(out, b)
 	}
-	if c.room.Kind == models.RoomDirect && c.room.DirectKey != nil {
-		// The direct key is "minID:maxID" of the room's two members.
-		a, b, _ := strings.Cut(*c.room.DirectKey, ":")
-		for _, s := range []string{a, b} {
-			if id, err := strconv.ParseInt(s, 10, 64); err == nil && id != c.msg.UserID {
-				if bot, ok := d.byID[id]; ok {
-					add(bot)
-				}
+	if a, b, ok := c.room.DirectMembers(); ok {
+		for _, id := range []int64{a, b} {
+			if bot, found := d.byID[id]; found && id != c.msg.UserID {
+				add(bot)
 			}
 		}
 	}

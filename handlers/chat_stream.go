@@ -46,9 +46,7 @@ func (h *Handlers) roomStream(c *fiber.Ctx) error {
 	}
 	first := append(h.fragment(ctx, views.RoomList(roomLinks(rooms, room.ID), true)), replay...)
 	markRead := func(id int64) { h.marks.note(room.ID, u.ID, id) }
-	c.Set("Content-Type", "text/event-stream")
-	c.Set("Cache-Control", "no-cache")
-	c.Set("X-Accel-Buffering", "no")
+	streamHeaders(c)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer h.closeConn(connRoomStream, u.ID, session)
 		defer h.hub.Unsubscribe(sub)
@@ -68,7 +66,7 @@ func (h *Handlers) roomStream(c *fiber.Ctx) error {
 // flush fails. It returns the newest message id written.
 func writeRoomStream(w *bufio.Writer, sub *realtime.Subscriber, first []byte, skip int64, beat time.Duration, markRead func(int64)) int64 {
 	last, marked := skip, skip
-	w.WriteString("retry: " + strconv.FormatInt(streamRetry.Milliseconds(), 10) + "\n\n")
+	writeRetry(w)
 	w.Write(sseEvent("", uint64(max(skip, 0)), first))
 	if w.Flush() != nil {
 		return 0

@@ -82,14 +82,10 @@ func (h *Handlers) publishMessage(ctx context.Context, room models.Room, m model
 		h.publish(ctx, &realtime.Message{Topic: activityTopic(room.ID), Data: mark})
 		return
 	}
-	members, err := h.store.Members(ctx, room.ID)
-	if err != nil {
-		h.log.Error("unread marks not sent", slog.Int64("room", room.ID), slog.Any("error", err))
-		return
-	}
-	for _, member := range members {
-		if member.ID != m.UserID {
-			h.publish(ctx, &realtime.Message{Topic: userTopic(member.ID), Data: mark})
+	a, b, _ := room.DirectMembers() // from the room's key: no query per message
+	for _, member := range []int64{a, b} {
+		if member != 0 && member != m.UserID {
+			h.publish(ctx, &realtime.Message{Topic: userTopic(member), Data: mark})
 		}
 	}
 }

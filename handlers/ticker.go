@@ -232,16 +232,26 @@ func (h *Handlers) stream(c *fiber.Ctx, topics []string, first []*realtime.Messa
 	sub := h.hub.Subscribe(streamQueue, topics...)
 	cutStuckWrites(sub, c.Context().Conn())
 	slices.SortFunc(first, func(a, b *realtime.Message) int { return cmp.Compare(a.ID, b.ID) })
-	c.Set("Content-Type", "text/event-stream")
-	c.Set("Cache-Control", "no-cache")
-	c.Set("Connection", "keep-alive")
-	c.Set("X-Accel-Buffering", "no")
+	streamHeaders(c)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer h.closeConn(connTickStream, u.ID, session)
 		defer h.hub.Unsubscribe(sub)
 		writeStream(w, sub, first, h.beat)
 	})
 	return nil
+}
+
+// streamHeaders marks a response as an SSE stream that no cache or proxy (nginx) may buffer.
+func streamHeaders(c *fiber.Ctx) {
+	c.Set("Content-Type", "text/event-stream")
+	c.Set("Cache-Control", "no-cache")
+	c.Set("Connection", "keep-alive")
+	c.Set("X-Accel-Buffering", "no")
+}
+
+// writeRetry tells EventSource how long to wait before it reconnects; every stream starts with it.
+func writeRetry(w *bufio.Writer) {
+	w.WriteString("retry: " + strconv.FormatInt(streamRetry.Milliseconds(), 10) + "\n\n")
 }
 
 // cutStuckWrites ends a stream whose client stopped reading when it is dropped as too slow or kicked (logout, a
@@ -281,7 +291,7 @@ func writeStream(w *bufio.Writer, sub *realtime.Subscriber, first []*realtime.Me
 		}
 		return w.Flush()
 	}
-	w.WriteString("retry: " + strconv.FormatInt(streamRetry.Milliseconds(), 10) + "\n\n")
+	writeRetry(w)
 	if write(first) != nil {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -200,4 +201,16 @@ func (s *Store) AllRooms(ctx context.Context) ([]Room, error) {
 		return nil, wrap(err, "all rooms")
 	}
 	return rs, nil
+}
+
+// DirectMembers returns the two members of a direct room, read from its key ("minID:maxID"); ok is false for
+// other rooms.
+func (r Room) DirectMembers() (a, b int64, ok bool) {
+	if r.Kind != RoomDirect || r.DirectKey == nil {
+		return 0, 0, false
+	}
+	x, y, found := strings.Cut(*r.DirectKey, ":")
+	a, errA := strconv.ParseInt(x, 10, 64)
+	b, errB := strconv.ParseInt(y, 10, 64)
+	return a, b, found && errA == nil && errB == nil
 }
