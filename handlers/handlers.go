@@ -111,8 +111,11 @@ type Handlers struct {
 	bots            *botDispatcher // calls bots' webhooks for the messages they are sent (bots.go)
 	botAllowPrivate bool
 
-	// sendMu makes "store, then publish" one step, so messages are published in id order.
-	sendMu sync.Mutex
+	// sendMu makes "store, then publish" one step, so messages are published in id order. queued holds the
+	// sends waiting for it, which the next holder stores as one group (send.go).
+	sendMu  sync.Mutex
+	queueMu sync.Mutex
+	queued  []*pendingSend
 
 	// peopleMu guards peopleDue: the rooms whose people list is scheduled to be pushed.
 	peopleMu  sync.Mutex

@@ -27,6 +27,7 @@ var connKinds = []string{connRoomSocket, connUserSocket, connAPISocket, connRoom
 type metrics struct {
 	registry *prometheus.Registry
 	stored   prometheus.Counter
+	groups   prometheus.Histogram
 	replays  *prometheus.CounterVec
 	fanout   prometheus.Histogram
 	queries  *prometheus.HistogramVec
@@ -37,6 +38,11 @@ func (h *Handlers) newMetrics() *metrics {
 		registry: prometheus.NewRegistry(),
 		stored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_messages_stored_total", Help: "Chat messages stored (resends with a known client id excluded).",
+		}),
+		groups: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchboard_store_group_messages",
+			Help:    "Messages stored per transaction: sends that wait while one commits are stored together.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 7), // 1 … 64 (maxGroup)
 		}),
 		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_replays_total", Help: "Reconnects that asked for a replay: the gap sent, or the newest page in its place.",
@@ -55,7 +61,7 @@ func (h *Handlers) newMetrics() *metrics {
 	hub := h.hub
 	m.registry.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.stored, m.replays, m.fanout, m.queries,
+		m.stored, m.groups, m.replays, m.fanout, m.queries,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "switchboard_deliveries_total", Help: "Events queued for a subscriber (one per recipient).",
 		}, func() float64 { return float64(hub.Stats().Queued) }),

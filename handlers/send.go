@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,8 +25,9 @@ const (
 	maxClientID = 64
 )
 
-// send validates, stores and publishes one message: the one path for the socket, the form post and later the API.
-// A resend with the same client id stores and publishes nothing new and returns the message stored the first time.
+// send validates, stores and publishes one message: the one path for the socket, the form post and the API. It
+// returns once the message is stored and published. A resend with the same client id stores and publishes
+// nothing new and returns the message stored the first time.
 func (h *Handlers) send(ctx context.Context, u *models.User, room models.Room, text, clientID string) (models.Message, error) {
 	text, err := cleanText(text)
 	if err != nil {
@@ -37,18 +39,72 @@ func (h *Handlers) send(ctx context.Context, u *models.User, room models.Room, t
 	if !h.allowSend(u.ID) {
 		return models.Message{}, errSendingTooFast
 	}
+	p := &pendingSend{room: room, nm: models.NewMessage{RoomID: room.ID, UserID: u.ID, Text: text, ClientID: clientID, Author: u.Username}}
+	h.queueMu.Lock()
+	h.queued = append(h.queued, p)
+	h.queueMu.Unlock()
 	h.sendMu.Lock()
 	defer h.sendMu.Unlock()
-	m, created, err := h.store.CreateMessage(ctx, models.NewMessage{RoomID: room.ID, UserID: u.ID, Text: text, ClientID: clientID, Author: u.Username})
-	if err != nil {
-		return m, err
+	for !p.done { // usually the sender before us stored it in its group; otherwise we store a group
+		h.storeGroup(context.WithoutCancel(ctx), h.takeGroup())
 	}
-	if created {
-		h.metrics.stored.Inc()
-		h.publishMessage(ctx, room, m)
-		h.bots.notify(room, m) // never blocks: the bots' webhooks are called in the background
+	return p.msg, p.err
+}
+
+// maxGroup bounds how many queued messages one transaction stores. It is well below a subscriber's queue
+// (sendQueue), so that publishing one group cannot by itself overflow the queue of a client that keeps up.
+const maxGroup = 64
+
+// pendingSend is a message waiting to be stored, and then its outcome. Every field after nm is written and read
+// under sendMu.
+type pendingSend struct {
+	room models.Room
+	nm   models.NewMessage
+	done bool
+	msg  models.Message
+	err  error
+}
+
+// takeGroup removes the oldest queued messages, at most maxGroup, from the queue.
+func (h *Handlers) takeGroup() []*pendingSend {
+	h.queueMu.Lock()
+	defer h.queueMu.Unlock()
+	n := min(len(h.queued), maxGroup)
+	group := slices.Clone(h.queued[:n])
+	h.queued = slices.Delete(h.queued, 0, n)
+	return group
+}
+
+// storeGroup stores a group of messages in one transaction (a group commit: senders that queue while one
+// transaction commits are stored together by the next), then publishes each new one in id order, under sendMu.
+// When the group fails it is stored one message at a time, so that one bad message fails only its own send.
+func (h *Handlers) storeGroup(ctx context.Context, group []*pendingSend) {
+	nms := make([]models.NewMessage, len(group))
+	for i, p := range group {
+		nms[i] = p.nm
 	}
-	return m, nil
+	stored, err := h.store.CreateMessages(ctx, nms)
+	if err == nil {
+		h.metrics.groups.Observe(float64(len(group)))
+	}
+	if err != nil && len(group) > 1 {
+		for _, p := range group {
+			h.storeGroup(ctx, []*pendingSend{p})
+		}
+		return
+	}
+	for i, p := range group {
+		p.done, p.err = true, err
+		if err != nil {
+			continue
+		}
+		p.msg = stored[i].Message
+		if stored[i].Created {
+			h.metrics.stored.Inc()
+			h.publishMessage(ctx, p.room, p.msg)
+			h.bots.notify(p.room, p.msg) // never blocks: the bots' webhooks are called in the background
+		}
+	}
 }
 
 // cleanText trims a message and checks it: 1–4000 characters of valid UTF-8 with no control characters other than

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,6 +164,16 @@ type wsConn struct {
 	in     chan string
 	closed chan struct{}
 	err    error // why reading stopped; set before closed is closed
+
+	// inBytes is the size of the frames put in in; a test that measures the heap subtracts what it takes out
+	// (take does), so that frames waiting in in are not counted as the server's memory.
+	inBytes atomic.Int64
+}
+
+// take receives the next frame from in and subtracts it from inBytes.
+func (w *wsConn) take(f string) string {
+	w.inBytes.Add(-int64(len(f)))
+	return f
 }
 
 func newWSConn(t *testing.T, c *websocket.Conn) *wsConn {
@@ -176,6 +187,7 @@ func newWSConn(t *testing.T, c *websocket.Conn) *wsConn {
 				w.err = err
 				return
 			}
+			w.inBytes.Add(int64(len(data)))
 			w.in <- string(data)
 		}
 	}()

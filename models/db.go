@@ -70,6 +70,9 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	// own, and a read after a write on the same Store sees it.
 	s := &Store{driver: driverPostgres, w: db, r: db}
 	s.sessions = &SessionStorage{w: db, r: db}
+	if err := s.prepare(ctx); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
 	return s, nil
 }
 
@@ -114,6 +117,9 @@ func openSQLite(ctx context.Context, url string) (*Store, error) {
 	}
 	s := &Store{driver: driverSQLite, w: w, r: r}
 	s.sessions = &SessionStorage{w: w, r: r}
+	if err := s.prepare(ctx); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
 	return s, nil
 }
 

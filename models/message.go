@@ -3,12 +3,13 @@ package models
 import (
 	"cmp"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // MessageKind tells a message typed by a user from an event shown in the room.
@@ -56,42 +57,89 @@ type NewMessage struct {
 // instance receive a room's messages in id order; across instances (issue 7) each instance fills gaps from
 // the database with MessagesAfter, which this invariant makes safe.
 func (s *Store) CreateMessage(ctx context.Context, nm NewMessage) (m Message, created bool, err error) {
-	m = Message{RoomID: nm.RoomID, UserID: nm.UserID, Kind: cmp.Or(nm.Kind, MessageText), Text: nm.Text}
-	if m.Kind != MessageText && m.Kind != MessageJoin {
-		return Message{}, false, fmt.Errorf("models: create message in room %d: invalid kind %q", nm.RoomID, nm.Kind)
+	stored, err := s.CreateMessages(ctx, []NewMessage{nm})
+	if err != nil {
+		return Message{}, false, err
 	}
-	if nm.ClientID != "" {
-		m.ClientID = &nm.ClientID
+	return stored[0].Message, stored[0].Created, nil
+}
+
+// Stored is one result of CreateMessages: the message as stored, and whether this call created it (false
+// for a resend of a client id the room has already).
+type Stored struct {
+	Message
+	Created bool
+}
+
+// CreateMessages stores a group of messages in one transaction, in order, and returns what CreateMessage
+// would return for each. Committing many messages at once costs little more than committing one (a group
+// commit), which is how a busy server keeps up. It stores all or none: when one fails, the error names it
+// and nothing is stored.
+func (s *Store) CreateMessages(ctx context.Context, nms []NewMessage) ([]Stored, error) {
+	stored := make([]Stored, len(nms))
+	for i, nm := range nms {
+		m := Message{RoomID: nm.RoomID, UserID: nm.UserID, Kind: cmp.Or(nm.Kind, MessageText), Text: nm.Text, Author: nm.Author}
+		if m.Kind != MessageText && m.Kind != MessageJoin {
+			return nil, fmt.Errorf("models: create message in room %d: invalid kind %q", nm.RoomID, nm.Kind)
+		}
+		if nm.ClientID != "" {
+			m.ClientID = &nm.ClientID
+		}
+		stored[i].Message = m
 	}
-	insert := func(tx *gorm.DB) error {
-		if err := s.lockRoomMessages(tx, nm.RoomID); err != nil {
+	err := s.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockRoomsMessages(tx, nms); err != nil {
 			return err
 		}
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&m)
-		if res.Error != nil {
-			return res.Error
+		insert, err := s.insertMessageIn(tx)
+		if err != nil {
+			return err
 		}
-		if res.RowsAffected == 0 { // a resend: (room, client id) exists
-			return messages(tx).Where("messages.room_id = ? AND messages.client_id = ?", nm.RoomID, nm.ClientID).
-				Take(&m).Error
+		for i := range stored {
+			if err := insertMessage(tx, insert, &stored[i]); err != nil {
+				return fmt.Errorf("message %d of %d, in room %d: %w", i+1, len(stored), stored[i].RoomID, err)
+			}
 		}
-		created = true
-		if nm.Author != "" {
-			m.Author = nm.Author // the caller knows it: no second query on the hot path
-			return nil
-		}
-		m, err = messageByID(tx, m.ID)
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err, "create messages")
+	}
+	return stored, nil
+}
+
+// insertMessageSQL inserts one message and returns its id, or no row when the room has its client id already.
+// $n placeholders suit both engines (SQLite numbers "$1", "$2"… in order of appearance).
+const insertMessageSQL = `INSERT INTO messages (room_id, user_id, kind, text, client_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id`
+
+// insertMessageIn returns the insert statement, prepared once per connection, for use in tx.
+func (s *Store) insertMessageIn(tx *gorm.DB) (*sql.Stmt, error) {
+	sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
+	if !ok {
+		return nil, fmt.Errorf("transaction of type %T has no *sql.Tx", tx.Statement.ConnPool)
+	}
+	return sqlTx.StmtContext(tx.Statement.Context, s.insertMessage), nil
+}
+
+// insertMessage inserts st, or on a resend reads the stored message with the same client id into it.
+func insertMessage(tx *gorm.DB, insert *sql.Stmt, st *Stored) error {
+	st.CreatedAt = now()
+	err := insert.QueryRowContext(tx.Statement.Context,
+		st.RoomID, st.UserID, string(st.Kind), st.Text, st.ClientID, st.CreatedAt).Scan(&st.ID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows): // a resend: (room, client id) exists
+		return messages(tx).Where("messages.room_id = ? AND messages.client_id = ?", st.RoomID, *st.ClientID).
+			Take(&st.Message).Error
+	case err != nil:
 		return err
 	}
-	if s.onPostgres() {
-		err = s.w.WithContext(ctx).Transaction(insert) // the room lock lasts until commit
-	} else {
-		err = insert(s.w.WithContext(ctx)) // one statement: atomic on its own
+	st.Created = true
+	if st.Author != "" {
+		return nil // the caller knows it: no second query on the hot path
 	}
-	if err != nil {
-		return Message{}, false, wrap(err, "create message in room %d", nm.RoomID)
-	}
-	return m, created, nil
+	st.Message, err = messageByID(tx, st.ID)
+	return err
 }
 
 // RecentMessages returns the newest limit messages of the room, oldest first.
@@ -138,6 +186,22 @@ func (s *Store) LatestMessageID(ctx context.Context, roomID int64) (int64, error
 		return 0, wrap(err, "latest message in room %d", roomID)
 	}
 	return id, nil
+}
+
+// lockRoomsMessages takes lockRoomMessages for every room of a group of messages, in ascending order of room
+// id so that two groups never wait on each other.
+func (s *Store) lockRoomsMessages(tx *gorm.DB, nms []NewMessage) error {
+	rooms := make([]int64, 0, 1)
+	for _, nm := range nms {
+		rooms = append(rooms, nm.RoomID)
+	}
+	slices.Sort(rooms)
+	for _, room := range slices.Compact(rooms) {
+		if err := s.lockRoomMessages(tx, room); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lockRoomMessages serializes the transactions that insert messages into the room, up to their commit, so

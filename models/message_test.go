@@ -280,3 +280,71 @@ func TestCreateMessageAuthor(t *testing.T) {
 		}
 	})
 }
+
+func TestCreateMessagesGroup(t *testing.T) { modelstest.Each(t, testCreateMessagesGroup) }
+
+// testCreateMessagesGroup stores a group across two rooms, with a resend of a client id stored earlier and one
+// repeated inside the group, and checks every result and what the rooms hold.
+func testCreateMessagesGroup(t *testing.T, s *models.Store) {
+	ctx := t.Context()
+	alice, bob := createUser(t, s, "alice"), createUser(t, s, "bob")
+	r1 := createRoom(t, s, "one", models.RoomOpen, alice.ID)
+	r2 := createRoom(t, s, "two", models.RoomOpen, bob.ID)
+	earlier, _, err := s.CreateMessage(ctx, models.NewMessage{RoomID: r1.ID, UserID: alice.ID, Text: "earlier", ClientID: "old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := []models.NewMessage{
+		{RoomID: r1.ID, UserID: alice.ID, Text: "a", ClientID: "x"},
+		{RoomID: r2.ID, UserID: bob.ID, Text: "b", Author: "bob"},
+		{RoomID: r1.ID, UserID: alice.ID, Text: "resent", ClientID: "old"},
+		{RoomID: r1.ID, UserID: alice.ID, Text: "a twice", ClientID: "x"},
+		{RoomID: r1.ID, UserID: bob.ID, Kind: models.MessageJoin},
+	}
+	stored, err := s.CreateMessages(ctx, group)
+	if err != nil || len(stored) != len(group) {
+		t.Fatalf("CreateMessages = %d results, %v", len(stored), err)
+	}
+	a, b, resent, twice, join := stored[0], stored[1], stored[2], stored[3], stored[4]
+	if !a.Created || a.Text != "a" || a.Author != "alice" || a.RoomID != r1.ID || a.CreatedAt.IsZero() {
+		t.Errorf("first = %+v", a)
+	}
+	if !b.Created || b.Author != "bob" || b.RoomID != r2.ID || b.ID <= a.ID {
+		t.Errorf("second = %+v (first id %d)", b, a.ID)
+	}
+	if resent.Created || resent.ID != earlier.ID || resent.Text != "earlier" || resent.Author != "alice" {
+		t.Errorf("resend of an earlier client id = %+v, want message %d", resent, earlier.ID)
+	}
+	if twice.Created || twice.ID != a.ID || twice.Text != "a" {
+		t.Errorf("client id repeated in the group = %+v, want message %d", twice, a.ID)
+	}
+	if !join.Created || join.Kind != models.MessageJoin || join.Author != "bob" || join.ID <= b.ID {
+		t.Errorf("join = %+v", join)
+	}
+	ms, err := s.RecentMessages(ctx, r1.ID, 10)
+	if want := []int64{earlier.ID, a.ID, join.ID}; err != nil || !slices.Equal(ids(ms), want) {
+		t.Errorf("room one holds %v, %v; want %v", ids(ms), err, want)
+	}
+}
+
+func TestCreateMessagesAllOrNone(t *testing.T) { modelstest.Each(t, testCreateMessagesAllOrNone) }
+
+// testCreateMessagesAllOrNone: one bad message (a room that does not exist) fails the group and stores nothing.
+func testCreateMessagesAllOrNone(t *testing.T, s *models.Store) {
+	ctx := t.Context()
+	alice := createUser(t, s, "alice")
+	room := createRoom(t, s, "r", models.RoomOpen, alice.ID)
+	_, err := s.CreateMessages(ctx, []models.NewMessage{
+		{RoomID: room.ID, UserID: alice.ID, Text: "fine"},
+		{RoomID: room.ID + 1000, UserID: alice.ID, Text: "no such room"},
+	})
+	if err == nil {
+		t.Fatal("a group with a message for a missing room was stored")
+	}
+	if ms, err := s.RecentMessages(ctx, room.ID, 10); err != nil || len(ms) != 0 {
+		t.Fatalf("after a failed group the room holds %d messages, %v; want none", len(ms), err)
+	}
+	if _, err := s.CreateMessages(ctx, []models.NewMessage{{RoomID: room.ID, UserID: alice.ID, Kind: "shout"}}); err == nil {
+		t.Fatal("a message of an invalid kind was stored")
+	}
+}

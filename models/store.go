@@ -4,6 +4,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -33,10 +34,28 @@ type Store struct {
 	w        *gorm.DB // writer: one connection on SQLite; the one pool on Postgres
 	r        *gorm.DB // readers: a small pool on SQLite; the same pool as w on Postgres
 	sessions *SessionStorage
+
+	insertMessage *sql.Stmt // prepared on w: the send path's one statement (CreateMessages)
+}
+
+// prepare prepares the hot statements on the writer pool.
+func (s *Store) prepare(ctx context.Context) error {
+	sqlDB, err := s.w.DB()
+	if err != nil {
+		return err
+	}
+	s.insertMessage, err = sqlDB.PrepareContext(ctx, insertMessageSQL)
+	if err != nil {
+		return fmt.Errorf("models: prepare: %w", err)
+	}
+	return nil
 }
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
+	if s.insertMessage != nil {
+		s.insertMessage.Close()
+	}
 	if s.r == s.w {
 		return closeDB(s.w)
 	}
