@@ -951,8 +951,14 @@ func TestSIGTERMClosesCleanly(t *testing.T) {
 	ctx := context.Background()
 	acks := newAckLog()
 
-	// A page sees a few messages, then goes away: it reconnects after the restart with its last id.
+	// A page sees a few messages, then goes away: it reconnects after the restart with its last id. Its first
+	// frame comes once it is subscribed; a message posted before that would not reach it live.
 	page := users[0].mustDial(t, "/rooms/1/ws")
+	select {
+	case <-page.opened:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the page's socket sent no first frame within 5 s")
+	}
 	var seen []int64
 	for i := range 3 {
 		text := fmt.Sprintf("before the page left #%d", i)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,11 @@ func (h *Handlers) send(ctx context.Context, u *models.User, room models.Room, t
 	h.queueMu.Unlock()
 	h.sendMu.Lock()
 	defer h.sendMu.Unlock()
+	if !p.done {
+		// Let the senders that are ready to run queue up behind this one first: on one CPU they would otherwise
+		// run only after this commit, and every group would hold one message.
+		runtime.Gosched()
+	}
 	for !p.done { // usually the sender before us stored it in its group; otherwise we store a group
 		h.storeGroup(context.WithoutCancel(ctx), h.takeGroup())
 	}

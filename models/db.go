@@ -110,12 +110,16 @@ func openSQLite(ctx context.Context, url string) (*Store, error) {
 	if err := migrate(ctx, w, driverSQLite); err != nil {
 		return nil, errors.Join(err, closeDB(w))
 	}
+	ck, err := startCheckpoints(ctx, w, driverName, dsn)
+	if err != nil {
+		return nil, errors.Join(err, closeDB(w))
+	}
 	driverName, dsn = sqliteDSN(path, false)
 	r, err := openPool(ctx, sqlite.New(sqlite.Config{DriverName: driverName, DSN: dsn}), readerConns)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("models: open %s for reading: %w", path, err), closeDB(w))
+		return nil, errors.Join(fmt.Errorf("models: open %s for reading: %w", path, err), ck.close(), closeDB(w))
 	}
-	s := &Store{driver: driverSQLite, w: w, r: r}
+	s := &Store{driver: driverSQLite, w: w, r: r, checkpoints: ck}
 	s.sessions = &SessionStorage{w: w, r: r}
 	if err := s.prepare(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -271,5 +272,48 @@ func testWriteStorm(t *testing.T, s *models.Store) {
 	got := ids(ms)
 	if !slices.IsSorted(got) || len(slices.Compact(got)) != writers*perWriter {
 		t.Fatal("ids are not strictly increasing")
+	}
+}
+
+// The writer does not checkpoint (wal_autocheckpoint=0: a checkpoint inside a commit stalls the sends behind
+// it); the store's own checkpointer copies the log into the database file while the store is open.
+func TestCheckpointsRunBesideTheWriter(t *testing.T) {
+	path := modelstest.SQLiteURL(t)
+	s, err := models.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	writer, _ := s.SQLDBs()
+	var auto int
+	if err := writer.QueryRowContext(t.Context(), "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != 0 {
+		t.Fatalf("writer's wal_autocheckpoint = %d, %v; want 0", auto, err)
+	}
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	alice := createUser(t, s, "alice")
+	room := createRoom(t, s, "r", models.RoomOpen, alice.ID)
+	group := make([]models.NewMessage, 100)
+	for i := range 20 {
+		for j := range group {
+			group[j] = models.NewMessage{RoomID: room.ID, UserID: alice.ID, Text: strings.Repeat("x", 200), ClientID: fmt.Sprintf("%d-%d", i, j)}
+		}
+		if _, err := s.CreateMessages(t.Context(), group); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 2000 messages of 200 bytes: some 600 KB, in far fewer log frames than SQLite's own threshold (1000).
+	deadline := time.Now().Add(5 * time.Second)
+	for size() < before+400<<10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file holds %d bytes (%d before the writes): the log was not checkpointed", size(), before)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -35,7 +35,8 @@ type Store struct {
 	r        *gorm.DB // readers: a small pool on SQLite; the same pool as w on Postgres
 	sessions *SessionStorage
 
-	insertMessage *sql.Stmt // prepared on w: the send path's one statement (CreateMessages)
+	insertMessage *sql.Stmt     // prepared on w: the send path's one statement (CreateMessages)
+	checkpoints   *checkpointer // SQLite only: copies the write-ahead log into the database file
 }
 
 // prepare prepares the hot statements on the writer pool.
@@ -53,14 +54,18 @@ func (s *Store) prepare(ctx context.Context) error {
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
+	var errs []error
 	if s.insertMessage != nil {
-		s.insertMessage.Close()
+		errs = append(errs, s.insertMessage.Close())
+	}
+	if s.checkpoints != nil {
+		errs = append(errs, s.checkpoints.close())
 	}
 	if s.r == s.w {
-		return closeDB(s.w)
+		return errors.Join(append(errs, closeDB(s.w))...)
 	}
 	// The writer closes last so that the last connection to go checkpoints the WAL.
-	return errors.Join(closeDB(s.r), closeDB(s.w))
+	return errors.Join(append(errs, closeDB(s.r), closeDB(s.w))...)
 }
 
 // Ping checks that the database answers on both the writer and a reader connection.
