@@ -32,6 +32,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"switchboard/internal/sbbuild"
 	"switchboard/models"
 )
 
@@ -42,24 +43,14 @@ const (
 	gracePeriod         = 10 * time.Second           // main.shutdownTimeout
 )
 
-// binary is the switchboard binary, built once per test binary by the first test that needs it.
-var binary struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binary.dir != "" {
-		os.RemoveAll(binary.dir)
-	}
+	sbbuild.Cleanup()
 	os.Exit(code)
 }
 
-// buildBinary builds the module root's main package without -race (the test binary may have it) and returns the
-// executable's path; it skips the test when there is no go command or no POSIX signals.
+// buildBinary returns the switchboard binary (built once, without -race); it skips the test when there are no
+// POSIX signals or with -short.
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	if runtime.GOOS == "windows" {
@@ -68,24 +59,7 @@ func buildBinary(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("process tests build and run the binary; skipped with -short")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("process tests need the go command on PATH to build the binary: %v", err)
-	}
-	binary.once.Do(func() {
-		if binary.dir, binary.err = os.MkdirTemp("", "switchboard-process-"); binary.err != nil {
-			return
-		}
-		binary.path = filepath.Join(binary.dir, "switchboard")
-		out, err := exec.Command(goTool, "build", "-o", binary.path, ".").CombinedOutput()
-		if err != nil {
-			binary.err = fmt.Errorf("go build -o %s .: %v\n%s", binary.path, err, out)
-		}
-	})
-	if binary.err != nil {
-		t.Fatal(binary.err)
-	}
-	return binary.path
+	return sbbuild.Binary(t)
 }
 
 // proc is one run of the binary.

@@ -21,6 +21,8 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"switchboard/internal/sbbuild"
 )
 
 const (
@@ -35,9 +37,7 @@ const (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	shared.close()
-	if binary.dir != "" {
-		os.RemoveAll(binary.dir)
-	}
+	sbbuild.Cleanup()
 	os.Exit(code)
 }
 

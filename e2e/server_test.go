@@ -16,11 +16,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"switchboard/internal/sbbuild"
 )
 
 const (
@@ -29,51 +30,13 @@ const (
 	serverTick         = "200ms"          // the simulator's tick: the ticker test wants changes within 3 s
 )
 
-// binary is the switchboard executable, built once by the first test that needs it.
-var binary struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
-// buildServer builds the module's main package (without -race, whatever the test binary has) into a temporary
-// directory and returns the executable's path.
+// buildServer returns the switchboard binary (built once, without -race).
 func buildServer(t *testing.T) string {
 	t.Helper()
 	if runtime.GOOS == "windows" {
 		t.Skip("e2e: the server is stopped with SIGTERM, which Windows lacks")
 	}
-	binary.once.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			binary.err = fmt.Errorf("e2e: the go command is needed to build the server: %w", err)
-			return
-		}
-		out, err := exec.Command(goTool, "env", "GOMOD").Output()
-		if err != nil {
-			binary.err = fmt.Errorf("e2e: go env GOMOD: %w", err)
-			return
-		}
-		gomod := strings.TrimSpace(string(out))
-		if gomod == "" || gomod == os.DevNull {
-			binary.err = fmt.Errorf("e2e: not inside the switchboard module (go env GOMOD is %q)", gomod)
-			return
-		}
-		if binary.dir, binary.err = os.MkdirTemp("", "switchboard-e2e-"); binary.err != nil {
-			return
-		}
-		binary.path = filepath.Join(binary.dir, "switchboard")
-		cmd := exec.Command(goTool, "build", "-o", binary.path, ".")
-		cmd.Dir = filepath.Dir(gomod)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binary.err = fmt.Errorf("e2e: go build -o %s . (in %s): %w\n%s", binary.path, cmd.Dir, err, out)
-		}
-	})
-	if binary.err != nil {
-		t.Fatal(binary.err)
-	}
-	return binary.path
+	return sbbuild.Binary(t)
 }
 
 // server is one switchboard under test. Start and Stop may be called again and again: it keeps its port and its

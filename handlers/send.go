@@ -51,7 +51,10 @@ func (h *Handlers) send(ctx context.Context, u *models.User, room models.Room, t
 		// run only after this commit, and every group would hold one message.
 		runtime.Gosched()
 	}
-	for !p.done { // usually the sender before us stored it in its group; otherwise we store a group
+	// Usually the sender before us stored our message in its group; otherwise we store a group, others' messages
+	// too, so it must not end with our request (a send given up while queued is stored anyway, unacknowledged,
+	// and its resend finds it by client id).
+	for !p.done {
 		h.storeGroup(context.WithoutCancel(ctx), h.takeGroup())
 	}
 	return p.msg, p.err

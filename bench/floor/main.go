@@ -49,26 +49,29 @@ type result struct {
 }
 
 func main() {
-	mode := flag.String("mode", "write", "write (the measured side; starts the reader) or read")
-	conns := flag.Int("conns", 1000, "loopback connections")
-	rate := flag.Float64("rate", 20000, "frames per second in total")
-	seconds := flag.Float64("seconds", 10, "measured window")
-	payload := flag.Int("payload", 200, "payload bytes per frame")
-	addr := flag.String("addr", "", "read: the writer's address")
-	readerCPUs := flag.String("reader-cpus", "", "write: pin the reader with taskset -c (e.g. 0)")
-	flag.Parse()
-	if *conns < 1 || *rate <= 0 || *seconds <= 0 || *payload < 0 || *payload > 65535 {
-		fail(errors.New("--conns, --rate and --seconds must be positive, --payload 0..65535"))
-	}
-	var err error
-	if *mode == "read" {
-		err = read(*addr, *conns, *payload)
-	} else {
-		err = write(*conns, *rate, *seconds, *payload, *readerCPUs)
-	}
-	if err != nil {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fail(err)
 	}
+}
+
+// run parses args and runs the writer (which prints the JSON line to stdout) or the reader.
+func run(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
+	mode := fs.String("mode", "write", "write (the measured side; starts the reader) or read")
+	conns := fs.Int("conns", 1000, "loopback connections")
+	rate := fs.Float64("rate", 20000, "frames per second in total")
+	seconds := fs.Float64("seconds", 10, "measured window")
+	payload := fs.Int("payload", 200, "payload bytes per frame")
+	addr := fs.String("addr", "", "read: the writer's address")
+	readerCPUs := fs.String("reader-cpus", "", "write: pin the reader with taskset -c (e.g. 0)")
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits with status 2
+	if *conns < 1 || *rate <= 0 || *seconds <= 0 || *payload < 0 || *payload > 65535 {
+		return errors.New("--conns, --rate and --seconds must be positive, --payload 0..65535")
+	}
+	if *mode == "read" {
+		return read(stdout, *addr, *conns, *payload)
+	}
+	return write(stdout, *conns, *rate, *seconds, *payload, *readerCPUs)
 }
 
 func fail(err error) {
@@ -90,7 +93,7 @@ func frame(n int) []byte {
 	return b
 }
 
-func write(conns int, rate, seconds float64, payload int, readerCPUs string) error {
+func write(stdout io.Writer, conns int, rate, seconds float64, payload int, readerCPUs string) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -197,12 +200,12 @@ func write(conns int, rate, seconds float64, payload int, readerCPUs string) err
 		}
 	}
 	line, _ := json.Marshal(res)
-	fmt.Println(string(line))
-	return nil
+	_, err = fmt.Fprintln(stdout, string(line))
+	return err
 }
 
 // read opens the connections and reads everything until the writer closes them, then prints the frame count.
-func read(addr string, conns, payload int) error {
+func read(stdout io.Writer, addr string, conns, payload int) error {
 	if addr == "" {
 		return errors.New("--mode read needs --addr")
 	}
@@ -235,8 +238,8 @@ func read(addr string, conns, payload int) error {
 		}()
 	}
 	wg.Wait()
-	fmt.Printf("{\"frames\":%d}\n", bytes.Load()/int64(len(frame(payload))))
-	return nil
+	_, err := fmt.Fprintf(stdout, "{\"frames\":%d}\n", bytes.Load()/int64(len(frame(payload))))
+	return err
 }
 
 // cpuOf is utime+stime in seconds from /proc/<pid>/stat.

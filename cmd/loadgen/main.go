@@ -13,8 +13,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"os/signal"
@@ -58,20 +60,35 @@ type config struct {
 }
 
 func main() {
-	cfg, err := parseFlags(os.Args[1:])
-	if err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
+	case err != nil:
+		fatalf("%v", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+}
+
+// usageError is a flag that does not parse or validate (exit status 2).
+type usageError struct{ error }
+
+// run parses args, runs the mode and writes its JSON line to stdout.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := parseFlags(args)
+	if err != nil {
+		return usageError{err}
+	}
 	if cfg.profile != "" {
 		f, err := os.Create(cfg.profile)
 		if err != nil {
-			fatalf("--cpuprofile: %v", err)
+			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
-			fatalf("--cpuprofile: %v", err)
+			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -85,11 +102,11 @@ func main() {
 		out, err = runReconnect(ctx, cfg)
 	}
 	if err != nil {
-		pprof.StopCPUProfile()
-		fatalf("%v", err)
+		return err
 	}
 	line, _ := json.Marshal(out)
-	fmt.Println(string(line))
+	_, err = fmt.Fprintln(stdout, string(line))
+	return err
 }
 
 func parseFlags(args []string) (config, error) {
