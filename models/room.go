@@ -138,32 +138,45 @@ func (s *Store) DirectRoom(ctx context.Context, a, b int64) (room Room, created 
 	return room, created, nil
 }
 
-// roomsForUserSQL lists the rooms a user sees, with membership, unread count and (direct rooms) peer.
+// roomsForUserSQL lists the rooms a user sees, with membership, unread count and (direct rooms) peer. $1 is the
+// user, $2 MessageText, $3 RoomDirect, $4 RoomOpen (a $n used twice is one parameter on both engines).
 const roomsForUserSQL = `
 SELECT rooms.id, rooms.name, rooms.kind, rooms.direct_key, rooms.created_by_id, rooms.created_at,
 	memberships.user_id IS NOT NULL AS member,
 	CASE WHEN memberships.user_id IS NULL THEN 0 ELSE (
 		SELECT COUNT(*) FROM messages
 		WHERE messages.room_id = rooms.id AND messages.id > memberships.last_read_id
-			AND messages.user_id <> @user AND messages.kind = @text
+			AND messages.user_id <> $1 AND messages.kind = $2
 	) END AS unread,
-	CASE WHEN rooms.kind = @direct THEN COALESCE((
+	CASE WHEN rooms.kind = $3 THEN COALESCE((
 		SELECT users.username FROM memberships AS peers JOIN users ON users.id = peers.user_id
-		WHERE peers.room_id = rooms.id AND peers.user_id <> @user
+		WHERE peers.room_id = rooms.id AND peers.user_id <> $1
 		ORDER BY users.username LIMIT 1
 	), '') ELSE '' END AS peer
 FROM rooms
-LEFT JOIN memberships ON memberships.room_id = rooms.id AND memberships.user_id = @user
-WHERE rooms.kind = @open OR memberships.user_id IS NOT NULL`
+LEFT JOIN memberships ON memberships.room_id = rooms.id AND memberships.user_id = $1
+WHERE rooms.kind = $4 OR memberships.user_id IS NOT NULL`
 
 // RoomsForUser lists every open room and every private or direct room the user is a member of, in one
 // query: non-direct rooms by name (ignoring case), then direct rooms by peer name.
 func (s *Store) RoomsForUser(ctx context.Context, userID int64) ([]RoomListItem, error) {
-	var items []RoomListItem
-	err := s.r.WithContext(ctx).Raw(roomsForUserSQL, map[string]any{
-		"user": userID, "text": MessageText, "direct": RoomDirect, "open": RoomOpen,
-	}).Scan(&items).Error
+	// Every socket's first frame runs this; a prepared statement and a plain scan cost a fraction of gorm's
+	// parse-and-reflect (it was 42 % of the server's CPU in a reconnect storm).
+	rows, err := s.roomsForUser.QueryContext(ctx, userID, string(MessageText), string(RoomDirect), string(RoomOpen))
 	if err != nil {
+		return nil, wrap(err, "rooms for user %d", userID)
+	}
+	defer rows.Close()
+	var items []RoomListItem
+	for rows.Next() {
+		var it RoomListItem
+		err := rows.Scan(&it.ID, &it.Name, &it.Kind, &it.DirectKey, &it.CreatedByID, &it.CreatedAt, &it.Member, &it.Unread, &it.Peer)
+		if err != nil {
+			return nil, wrap(err, "rooms for user %d", userID)
+		}
+		items = append(items, it)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, wrap(err, "rooms for user %d", userID)
 	}
 	slices.SortFunc(items, func(x, y RoomListItem) int {

@@ -36,10 +36,11 @@ type Store struct {
 	sessions *SessionStorage
 
 	insertMessage *sql.Stmt     // prepared on w: the send path's one statement (CreateMessages)
+	roomsForUser  *sql.Stmt     // prepared on r: every socket's first frame (RoomsForUser)
 	checkpoints   *checkpointer // SQLite only: copies the write-ahead log into the database file
 }
 
-// prepare prepares the hot statements on the writer pool.
+// prepare prepares the hot statements: the message insert on the writer pool, the rooms list on the readers.
 func (s *Store) prepare(ctx context.Context) error {
 	sqlDB, err := s.w.DB()
 	if err != nil {
@@ -49,14 +50,23 @@ func (s *Store) prepare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("models: prepare: %w", err)
 	}
+	if sqlDB, err = s.r.DB(); err != nil {
+		return err
+	}
+	s.roomsForUser, err = sqlDB.PrepareContext(ctx, roomsForUserSQL)
+	if err != nil {
+		return fmt.Errorf("models: prepare: %w", err)
+	}
 	return nil
 }
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
 	var errs []error
-	if s.insertMessage != nil {
-		errs = append(errs, s.insertMessage.Close())
+	for _, stmt := range []*sql.Stmt{s.insertMessage, s.roomsForUser} {
+		if stmt != nil {
+			errs = append(errs, stmt.Close())
+		}
 	}
 	if s.checkpoints != nil {
 		errs = append(errs, s.checkpoints.close())
