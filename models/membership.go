@@ -36,22 +36,23 @@ func (s *Store) Join(ctx context.Context, roomID, userID int64) (*Message, error
 		if room.Kind == RoomDirect {
 			return errors.New("cannot join a direct room")
 		}
-		m := Message{RoomID: roomID, UserID: userID, Kind: MessageJoin}
 		if err := s.lockRoomMessages(tx, roomID); err != nil {
 			return err
 		}
-		if err := tx.Create(&m).Error; err != nil {
-			return err
-		}
-		err := tx.Model(&Membership{}).Where("room_id = ? AND user_id = ?", roomID, userID).
-			Update("last_read_id", m.ID).Error
+		insert, err := s.insertMessageIn(tx)
 		if err != nil {
 			return err
 		}
-		if m, err = messageByID(tx, m.ID); err != nil {
+		st := Stored{Message: Message{RoomID: roomID, UserID: userID, Kind: MessageJoin}}
+		if err := s.insertMessage(tx, insert, &st); err != nil { // no Author: it reads the message back with it
 			return err
 		}
-		joined = &m
+		err = tx.Model(&Membership{}).Where("room_id = ? AND user_id = ?", roomID, userID).
+			Update("last_read_id", st.ID).Error
+		if err != nil {
+			return err
+		}
+		joined = &st.Message
 		return nil
 	})
 	if err != nil {

@@ -96,7 +96,7 @@ func (s *Store) CreateMessages(ctx context.Context, nms []NewMessage) ([]Stored,
 			return err
 		}
 		for i := range stored {
-			if err := insertMessage(tx, insert, &stored[i]); err != nil {
+			if err := s.insertMessage(tx, insert, &stored[i]); err != nil {
 				return fmt.Errorf("message %d of %d, in room %d: %w", i+1, len(stored), stored[i].RoomID, err)
 			}
 		}
@@ -119,14 +119,16 @@ func (s *Store) insertMessageIn(tx *gorm.DB) (*sql.Stmt, error) {
 	if !ok {
 		return nil, fmt.Errorf("transaction of type %T has no *sql.Tx", tx.Statement.ConnPool)
 	}
-	return sqlTx.StmtContext(tx.Statement.Context, s.insertMessage), nil
+	return sqlTx.StmtContext(tx.Statement.Context, s.insertMessageStmt), nil
 }
 
 // insertMessage inserts st, or on a resend reads the stored message with the same client id into it.
-func insertMessage(tx *gorm.DB, insert *sql.Stmt, st *Stored) error {
+func (s *Store) insertMessage(tx *gorm.DB, insert *sql.Stmt, st *Stored) error {
 	st.CreatedAt = now()
+	start := time.Now()
 	err := insert.QueryRowContext(tx.Statement.Context,
 		st.RoomID, st.UserID, string(st.Kind), st.Text, st.ClientID, st.CreatedAt).Scan(&st.ID)
+	s.observed("create", start)
 	switch {
 	case errors.Is(err, sql.ErrNoRows): // a resend: (room, client id) exists
 		return messages(tx).Where("messages.room_id = ? AND messages.client_id = ?", st.RoomID, *st.ClientID).
@@ -191,7 +193,7 @@ func (s *Store) LatestMessageID(ctx context.Context, roomID int64) (int64, error
 // lockRoomsMessages takes lockRoomMessages for every room of a group of messages, in ascending order of room
 // id so that two groups never wait on each other.
 func (s *Store) lockRoomsMessages(tx *gorm.DB, nms []NewMessage) error {
-	rooms := make([]int64, 0, 1)
+	rooms := make([]int64, 0, len(nms))
 	for _, nm := range nms {
 		rooms = append(rooms, nm.RoomID)
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"switchboard/models"
 	"switchboard/models/modelstest"
@@ -346,5 +347,44 @@ func testCreateMessagesAllOrNone(t *testing.T, s *models.Store) {
 	}
 	if _, err := s.CreateMessages(ctx, []models.NewMessage{{RoomID: room.ID, UserID: alice.ID, Kind: "shout"}}); err == nil {
 		t.Fatal("a message of an invalid kind was stored")
+	}
+}
+
+// The prepared statements run outside gorm, so they report to ObserveQueries themselves: the send path's insert
+// as "create", the rooms list as "query".
+func TestObserveQueriesSeesPreparedStatements(t *testing.T) {
+	s := modelstest.NewStore(t)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	err := s.ObserveQueries(func(op string, d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[op]++
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(op string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[op]
+	}
+	alice := createUser(t, s, "alice")
+	room := createRoom(t, s, "r", models.RoomOpen, alice.ID)
+
+	creates := count("create")
+	nm := models.NewMessage{RoomID: room.ID, UserID: alice.ID, Text: "hi", Author: "alice"} // no read-back
+	if _, _, err := s.CreateMessage(t.Context(), nm); err != nil {
+		t.Fatal(err)
+	}
+	if got := count("create"); got != creates+1 {
+		t.Errorf("one message stored: %d creates observed, want %d", got, creates+1)
+	}
+	queries := count("query")
+	if _, err := s.RoomsForUser(t.Context(), alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := count("query"); got != queries+1 {
+		t.Errorf("one rooms list: %d queries observed, want %d", got, queries+1)
 	}
 }

@@ -35,9 +35,11 @@ type Store struct {
 	r        *gorm.DB // readers: a small pool on SQLite; the same pool as w on Postgres
 	sessions *SessionStorage
 
-	insertMessage *sql.Stmt     // prepared on w: the send path's one statement (CreateMessages)
-	roomsForUser  *sql.Stmt     // prepared on r: every socket's first frame (RoomsForUser)
-	checkpoints   *checkpointer // SQLite only: copies the write-ahead log into the database file
+	insertMessageStmt *sql.Stmt     // prepared on w: the send path's one statement (CreateMessages)
+	roomsForUserStmt  *sql.Stmt     // prepared on r: every socket's first frame (RoomsForUser)
+	checkpoints       *checkpointer // SQLite only: copies the write-ahead log into the database file
+
+	observe func(op string, d time.Duration) // set by ObserveQueries; nil: nobody is told
 }
 
 // prepare prepares the hot statements: the message insert on the writer pool, the rooms list on the readers.
@@ -46,14 +48,14 @@ func (s *Store) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.insertMessage, err = sqlDB.PrepareContext(ctx, insertMessageSQL)
+	s.insertMessageStmt, err = sqlDB.PrepareContext(ctx, insertMessageSQL)
 	if err != nil {
 		return fmt.Errorf("models: prepare: %w", err)
 	}
 	if sqlDB, err = s.r.DB(); err != nil {
 		return err
 	}
-	s.roomsForUser, err = sqlDB.PrepareContext(ctx, roomsForUserSQL)
+	s.roomsForUserStmt, err = sqlDB.PrepareContext(ctx, roomsForUserSQL)
 	if err != nil {
 		return fmt.Errorf("models: prepare: %w", err)
 	}
@@ -63,7 +65,7 @@ func (s *Store) prepare(ctx context.Context) error {
 // Close closes the connection pools.
 func (s *Store) Close() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{s.insertMessage, s.roomsForUser} {
+	for _, stmt := range []*sql.Stmt{s.insertMessageStmt, s.roomsForUserStmt} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
